@@ -1,0 +1,28 @@
+import type { Kysely } from "kysely";
+import { type Migration, Migrator } from "kysely/migration";
+import * as initial from "./migrations/0001_initial.ts";
+
+const migrations: Record<string, Migration> = { "0001_initial": initial };
+
+/** Applies every pending migration; throws with the failing migration's error. */
+export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: () => Promise.resolve(migrations) },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new Error(`Cannot migrate the database: migration "${failed}" failed`, { cause: error });
+  }
+}
+
+/** Whether every known migration has been applied. */
+export async function isMigrated<T>(db: Kysely<T>): Promise<boolean> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: () => Promise.resolve(migrations) },
+  });
+  const all = await migrator.getMigrations();
+  return all.every((m) => m.executedAt !== undefined);
+}
