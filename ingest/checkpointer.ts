@@ -1,0 +1,61 @@
+import type { Kysely } from "kysely";
+import { type Database, describeError, saveCheckpoint } from "../db/mod.ts";
+
+/** Keeps the stored checkpoint of one feed up to date without blocking ingest. */
+export interface Checkpointer {
+  /** The checkpoint may move to this id; stored soon, latest value wins. */
+  update(lastEventId: string): void;
+  /** Stores the latest value (retrying until `signal` aborts) and stops. */
+  close(signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Writes the checkpoint with at most one write in flight: updates that arrive
+ * meanwhile collapse into the next write. A failed write is retried, so a
+ * database outage only delays the checkpoint; replay after a crash is
+ * idempotent, so a stale checkpoint costs time, never correctness.
+ */
+export function createCheckpointer({ db, feed, onSaved, log = () => {}, retryMs = 500 }: {
+  db: Kysely<Database>;
+  feed: string;
+  onSaved?(lastEventId: string): void;
+  log?(record: Record<string, unknown>): void;
+  retryMs?: number;
+}): Checkpointer {
+  let latest: string | undefined;
+  let saved: string | undefined;
+  let writing: Promise<void> | undefined;
+  let stop: AbortSignal | undefined;
+
+  async function flush() {
+    while (latest !== saved && !stop?.aborted) {
+      const id = latest!;
+      try {
+        await saveCheckpoint(db, feed, id);
+        saved = id;
+        onSaved?.(id);
+      } catch (error) {
+        log({ level: "warn", msg: "cannot save the checkpoint", error: describeError(error) });
+        await new Promise((resolve) => setTimeout(resolve, retryMs));
+      }
+    }
+  }
+
+  function kick() {
+    writing ??= flush().finally(() => {
+      writing = undefined;
+    });
+  }
+
+  return {
+    update(lastEventId) {
+      latest = lastEventId;
+      kick();
+    },
+    async close(signal) {
+      stop = signal;
+      kick();
+      await writing;
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { createHistogram, type Histogram, observe } from "./histogram.ts";
+
+/** What ingest reports about itself, for /stats and /metrics. */
+export interface IngestSnapshot {
+  state: string;
+  received: number;
+  applied: number;
+  rejected: number;
+  ignored: number;
+  rejectedByReason: Record<string, number>;
+  reconnects: number;
+  oversized: number;
+  writerRestarts: number;
+  writerRetries: number;
+  lastEventId: string | null;
+  /** p99 time from receiving an event to its commit, over the last minute. */
+  lagMs: number | null;
+  checkpointAgeMs: number | null;
+  queueDepth: number[];
+  batchSize: Histogram;
+  commitLatencyMs: Histogram;
+}
+
+const LAG_WINDOW_MS = 60_000;
+
+/** Counters and distributions of the ingest pipeline. */
+export class IngestStats {
+  state = "starting";
+  received = 0;
+  applied = 0;
+  ignored = 0;
+  reconnects = 0;
+  oversized = 0;
+  writerRestarts = 0;
+  writerRetries = 0;
+  lastEventId: string | null = null;
+  checkpointSavedAt: number | null = null;
+  readonly rejectedByReason: Record<string, number> = {};
+  readonly batchSize = createHistogram([10, 100, 1_000, 5_000, 10_000, 20_000, 50_000]);
+  readonly commitLatencyMs = createHistogram([1, 5, 10, 25, 50, 100, 250, 1_000, 5_000]);
+  #lags: { at: number; ms: number }[] = [];
+  #lagsStart = 0;
+
+  constructor(private readonly queueDepth: () => number[] = () => []) {}
+
+  reject(reason: string, count = 1): void {
+    this.rejectedByReason[reason] = (this.rejectedByReason[reason] ?? 0) + count;
+  }
+
+  committed(events: number, commitMs: number): void {
+    this.applied += events;
+    observe(this.batchSize, events);
+    observe(this.commitLatencyMs, commitMs);
+  }
+
+  lag(ms: number, now = performance.now()): void {
+    this.#lags.push({ at: now, ms });
+    while (this.#lags[this.#lagsStart].at < now - LAG_WINDOW_MS) this.#lagsStart++;
+    if (this.#lagsStart > 1024 && this.#lagsStart > this.#lags.length / 2) {
+      this.#lags = this.#lags.slice(this.#lagsStart);
+      this.#lagsStart = 0;
+    }
+  }
+
+  snapshot(now = performance.now()): IngestSnapshot {
+    const recent = this.#lags.slice(this.#lagsStart).filter((l) => l.at >= now - LAG_WINDOW_MS)
+      .map((l) => l.ms)
+      .sort((a, b) => a - b);
+    return {
+      state: this.state,
+      received: this.received,
+      applied: this.applied,
+      rejected: Object.values(this.rejectedByReason).reduce((a, b) => a + b, 0),
+      ignored: this.ignored,
+      rejectedByReason: { ...this.rejectedByReason },
+      reconnects: this.reconnects,
+      oversized: this.oversized,
+      writerRestarts: this.writerRestarts,
+      writerRetries: this.writerRetries,
+      lastEventId: this.lastEventId,
+      lagMs: recent.length
+        ? recent[Math.min(recent.length - 1, Math.floor(recent.length * 0.99))]
+        : null,
+      checkpointAgeMs: this.checkpointSavedAt === null ? null : now - this.checkpointSavedAt,
+      queueDepth: this.queueDepth(),
+      batchSize: structuredClone(this.batchSize),
+      commitLatencyMs: structuredClone(this.commitLatencyMs),
+    };
+  }
+}

@@ -1,0 +1,42 @@
+import type { QuarantineRow } from "../db/mod.ts";
+
+/**
+ * One routed slice of the feed for one writer: the valid events in stream
+ * order as columns, and the rejected events to quarantine.
+ */
+export interface Batch {
+  id: number;
+  names: string[];
+  exams: Int32Array;
+  scores: Float64Array;
+  quarantine: QuarantineRow[];
+}
+
+/** What the main thread tells a writer worker. */
+export type ToWriter =
+  | { type: "start"; writer: number; databaseUrl: string; maxBatchEvents: number }
+  | { type: "batch"; batch: Batch }
+  | { type: "close" };
+
+/** What a writer worker tells the main thread. */
+export type FromWriter =
+  | { type: "acked"; ack: Ack }
+  | { type: "retrying"; retry: Retry }
+  | { type: "closed" };
+
+/** Batches committed together, in the order they were sent. */
+export interface Ack {
+  ids: number[];
+  /** Valid events committed, counted before coalescing. */
+  applied: number;
+  commitMs: number;
+  /** Events Postgres refused; they were quarantined instead. */
+  refused: number;
+}
+
+/** A failed attempt that will be retried after `delayMs`. */
+export interface Retry {
+  attempt: number;
+  error: string;
+  delayMs: number;
+}

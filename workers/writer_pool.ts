@@ -1,0 +1,109 @@
+import type { Ack, Batch, FromWriter, Retry, ToWriter } from "./protocol.ts";
+
+/** How to start the writers. */
+export interface WriterPoolOptions {
+  count: number;
+  databaseUrl: string;
+  maxBatchEvents?: number;
+  onAck(writer: number, ack: Ack): void;
+  onRetry?(writer: number, retry: Retry): void;
+  /** A writer died and was replaced; its unacknowledged batches are sent again. */
+  onRestart?(writer: number, error: string): void;
+}
+
+/** A fixed set of writer workers, each owning the students that hash to it. */
+export interface WriterPool {
+  readonly count: number;
+  send(writer: number, batch: Batch): void;
+  /** Events sent to each writer and not yet acknowledged. */
+  pending(): number[];
+  /** Terminates one writer as a crash would; it is replaced like one. */
+  crash(writer: number): void;
+  /** Waits for every writer to finish what it was sent, then stops them. */
+  close(): Promise<void>;
+}
+
+interface Slot {
+  worker: Worker;
+  unacked: Batch[];
+  events: number;
+}
+
+/**
+ * Starts `count` writer workers. The pool keeps each writer's batches until
+ * they are acknowledged, so a writer that dies (an uncaught error, a
+ * terminated worker) is replaced and its batches are applied again in order:
+ * applying is idempotent, so nothing is lost and nothing is counted twice.
+ */
+export function startWriters(
+  { count, databaseUrl, maxBatchEvents = 20_000, onAck, onRetry, onRestart }: WriterPoolOptions,
+): WriterPool {
+  const slots: Slot[] = [];
+  let closing = false;
+
+  function spawn(writer: number): Worker {
+    const worker = new Worker(new URL("./writer_worker.ts", import.meta.url), { type: "module" });
+    const post = (message: ToWriter) => worker.postMessage(message);
+    worker.onmessage = ({ data }: MessageEvent<FromWriter>) => {
+      if (data.type === "acked") {
+        const slot = slots[writer];
+        for (const id of data.ack.ids) {
+          const at = slot.unacked.findIndex((b) => b.id === id);
+          if (at < 0) continue;
+          const [batch] = slot.unacked.splice(at, 1);
+          slot.events -= batch.names.length + batch.quarantine.length;
+        }
+        onAck(writer, data.ack);
+      } else if (data.type === "retrying") {
+        onRetry?.(writer, data.retry);
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      restart(writer, event.message);
+    };
+    worker.onmessageerror = () => restart(writer, "a message could not be deserialized");
+    post({ type: "start", writer, databaseUrl, maxBatchEvents });
+    return worker;
+  }
+
+  function restart(writer: number, error: string) {
+    const slot = slots[writer];
+    slot.worker.terminate();
+    if (closing && slot.unacked.length === 0) return;
+    onRestart?.(writer, error);
+    slot.worker = spawn(writer);
+    for (const batch of slot.unacked) slot.worker.postMessage({ type: "batch", batch });
+  }
+
+  for (let i = 0; i < count; i++) slots.push({ worker: spawn(i), unacked: [], events: 0 });
+
+  return {
+    count,
+    send(writer, batch) {
+      const slot = slots[writer];
+      slot.unacked.push(batch);
+      slot.events += batch.names.length + batch.quarantine.length;
+      slot.worker.postMessage({ type: "batch", batch } satisfies ToWriter);
+    },
+    pending: () => slots.map((s) => s.events),
+    crash(writer) {
+      restart(writer, "terminated");
+    },
+    async close() {
+      closing = true;
+      await Promise.all(slots.map((slot) =>
+        new Promise<void>((resolve) => {
+          const { worker } = slot;
+          const previous = worker.onmessage;
+          worker.onmessage = (event: MessageEvent<FromWriter>) => {
+            previous?.call(worker, event);
+            if (event.data.type === "closed") resolve();
+          };
+          worker.postMessage({ type: "close" } satisfies ToWriter);
+        })
+      ));
+      for (const slot of slots) slot.worker.terminate();
+    },
+  };
+}

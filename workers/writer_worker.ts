@@ -1,0 +1,30 @@
+/// <reference lib="deno.worker" />
+// A writer in its own thread: it only translates messages; workers/writer.ts does the work.
+import { createDb } from "../db/mod.ts";
+import type { FromWriter, ToWriter } from "./protocol.ts";
+import { createWriter, type Writer } from "./writer.ts";
+
+let writer: Writer | undefined;
+const post = (message: FromWriter) => self.postMessage(message);
+
+self.onmessage = async ({ data }: MessageEvent<ToWriter>) => {
+  switch (data.type) {
+    case "start":
+      writer = createWriter({
+        writer: data.writer,
+        maxBatchEvents: data.maxBatchEvents,
+        connect: () =>
+          createDb({ url: data.databaseUrl, applicationName: `scorestream-writer-${data.writer}` }),
+        onAck: (ack) => post({ type: "acked", ack }),
+        onRetry: (retry) => post({ type: "retrying", retry }),
+      });
+      break;
+    case "batch":
+      writer?.enqueue(data.batch);
+      break;
+    case "close":
+      await writer?.close();
+      post({ type: "closed" });
+      break;
+  }
+};
