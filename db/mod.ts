@@ -4,4 +4,24 @@ export { createDb, type Db, type DbOptions } from "./connect.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";
 export { isMigrated, migrateToLatest } from "./migrate.ts";
+export {
+  createQueries,
+  type ExamHistogram,
+  type ExamPage,
+  type ExamResults,
+  type ExamStanding,
+  type ExamSummary,
+  type ExamTop,
+  type JsonText,
+  type Queries,
+  type QueriesOptions,
+  ReadError,
+  type ReadErrorCode,
+  type StudentPage,
+  type StudentResults,
+  type StudentSummary,
+  type StudentTrend,
+  type Totals,
+  type Versioned,
+} from "./queries.ts";
 export type { Database } from "./schema.ts";

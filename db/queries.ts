@@ -1,0 +1,417 @@
+import { type Kysely, type RawBuilder, sql } from "kysely";
+import type { Database } from "./schema.ts";
+
+/**
+ * The JSON text of a `T`, built by Postgres. Postgres 12+ prints float8 in
+ * its shortest exact form, so scores and averages survive the trip unchanged,
+ * and the API sends the text as it is instead of parsing and re-serialising it.
+ */
+export type JsonText<T> = string & { readonly __json: T };
+
+/** A student in the list of students. */
+export interface StudentSummary {
+  studentId: string;
+  count: number;
+  average: number;
+}
+
+/** One page of the students, by studentId in UTF-8 byte order. */
+export interface StudentPage {
+  students: StudentSummary[];
+  next: string | null;
+}
+
+/** A student's totals and one page of their results, by exam. */
+export interface StudentResults {
+  studentId: string;
+  count: number;
+  average: number;
+  results: { exam: number; score: number }[];
+  next: number | null;
+}
+
+/** An exam in the list of exams. */
+export interface ExamSummary {
+  exam: number;
+  count: number;
+  average: number;
+}
+
+/** One page of the exams, by exam number. */
+export interface ExamPage {
+  exams: ExamSummary[];
+  next: number | null;
+}
+
+/** An exam's totals and one page of its results, by studentId. */
+export interface ExamResults {
+  exam: number;
+  count: number;
+  average: number;
+  results: { studentId: string; score: number }[];
+  next: string | null;
+}
+
+/** An exam's score distribution over equal-width bins of [0, 1]. */
+export interface ExamHistogram {
+  exam: number;
+  count: number;
+  bins: { from: number; to: number; count: number }[];
+}
+
+/** An exam's best results, best first, ties by studentId. */
+export interface ExamTop {
+  exam: number;
+  count: number;
+  top: { studentId: string; score: number }[];
+}
+
+/** Where one student's result stands in an exam. */
+export interface ExamStanding {
+  exam: number;
+  studentId: string;
+  score: number;
+  rank: number;
+  count: number;
+  percentile: number;
+}
+
+/** A student's most recent exams (the highest exam numbers), oldest first. */
+export interface StudentTrend {
+  studentId: string;
+  count: number;
+  results: { exam: number; score: number }[];
+  average: number;
+  slope: number | null;
+}
+
+/** How much is stored, read from the aggregates rather than by counting results. */
+export interface Totals {
+  students: number;
+  exams: number;
+  results: number;
+}
+
+/**
+ * A response body with the version of the rows it was read from: the
+ * transaction ids (xmin) of the aggregate rows, which every write to the
+ * student's or exam's results updates. Equal versions mean an equal body.
+ */
+export interface Versioned<T> {
+  body: JsonText<T>;
+  version: string;
+}
+
+/** Why a read failed, as a stable code. */
+export type ReadErrorCode = "timeout" | "unavailable" | "failed";
+
+/** A read that failed; `code` says whether waiting and retrying can help. */
+export class ReadError extends Error {
+  override name = "ReadError";
+  constructor(readonly code: ReadErrorCode, options?: ErrorOptions) {
+    super(`Cannot read from the database: ${code}`, options);
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+]);
+
+/** Maps a Postgres or postgres.js error to what it means for a reader. */
+export function readErrorCode(error: unknown): ReadErrorCode {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") {
+    return /destroyed|closed|ended/i.test(String((error as Error)?.message))
+      ? "unavailable"
+      : "failed";
+  }
+  // 57014: canceled by statement_timeout or a cancel request.
+  if (code === "57014") return "timeout";
+  // 08: connection exception; 53: insufficient resources (too many
+  // connections, out of memory); 57P0x: the server is shutting down or starting.
+  if (/^(08|53|57P0)/.test(code) || CONNECTION_CODES.has(code)) return "unavailable";
+  return "failed";
+}
+
+/** Limits that bound every read. */
+export interface QueriesOptions {
+  /** A page of an exam's results ends early once its JSON would pass this size. */
+  maxPageBytes?: number;
+}
+
+/** Every query of the read side. */
+export interface Queries {
+  students(page: { after?: string; limit: number }): Promise<JsonText<StudentPage>>;
+  student(
+    studentId: string,
+    page: { after?: number; limit: number },
+  ): Promise<Versioned<StudentResults> | null>;
+  studentVersion(studentId: string): Promise<string | null>;
+  studentTrend(studentId: string, last: number): Promise<JsonText<StudentTrend> | null>;
+  exams(page: { after?: number; limit: number }): Promise<JsonText<ExamPage>>;
+  exam(
+    exam: number,
+    page: { after?: string; limit: number },
+  ): Promise<Versioned<ExamResults> | null>;
+  examVersion(exam: number): Promise<string | null>;
+  examHistogram(exam: number, bins: number): Promise<JsonText<ExamHistogram> | null>;
+  examTop(exam: number, n: number): Promise<JsonText<ExamTop> | null>;
+  examStanding(exam: number, studentId: string): Promise<JsonText<ExamStanding> | null>;
+  totals(): Promise<Totals>;
+}
+
+/**
+ * Builds the read side over `db`. Each method is one statement, so the totals
+ * and the page of a response come from one snapshot and always agree. Errors
+ * are thrown as `ReadError`.
+ */
+export function createQueries(
+  db: Kysely<Database>,
+  { maxPageBytes = 1 << 20 }: QueriesOptions = {},
+): Queries {
+  async function rows<R>(query: RawBuilder<R>): Promise<R[]> {
+    try {
+      return (await query.execute(db)).rows;
+    } catch (error) {
+      throw new ReadError(readErrorCode(error), { cause: error });
+    }
+  }
+  const first = async <R>(query: RawBuilder<R>) => (await rows(query))[0];
+
+  // Each page reads one row more than it returns, to learn whether there is a
+  // next page; `n` numbers the rows of the page, `keep` marks those returned.
+  return {
+    async students({ after = "", limit }) {
+      const row = await first(sql<{ items: string; next: string | null }>`
+        SELECT coalesce(string_agg(
+                 '{"studentId":' || to_json(name)::text || ',"count":' || count
+                 || ',"average":' || (sum / count)::text || '}', ',' ORDER BY n
+               ) FILTER (WHERE n <= ${limit}::int4), '') AS items,
+               CASE WHEN count(*) > ${limit}::int4
+                 THEN max(name) FILTER (WHERE n <= ${limit}::int4) END AS next
+        FROM (
+          SELECT s.name, t.count, t.sum, row_number() OVER (ORDER BY s.name) AS n
+          FROM students s JOIN student_totals t ON t.student = s.id
+          WHERE s.name > ${after}::text
+          ORDER BY s.name LIMIT ${limit}::int4 + 1
+        ) p`);
+      return `{"students":[${row.items}],"next":${json(row.next)}}` as JsonText<StudentPage>;
+    },
+
+    async student(studentId, { after = -1, limit }) {
+      const row = await first(sql<{ body: string; version: string }>`
+        SELECT '{"studentId":' || to_json(s.name)::text || ',"count":' || t.count
+               || ',"average":' || (t.sum / t.count)::text
+               || ',"results":[' || coalesce(p.items, '') || '],"next":'
+               || coalesce(p.next::text, 'null') || '}' AS body,
+               t.xmin::text AS version
+        FROM students s
+        JOIN student_totals t ON t.student = s.id
+        CROSS JOIN LATERAL (
+          SELECT string_agg('{"exam":' || r.exam || ',"score":' || r.score::text || '}', ','
+                            ORDER BY r.exam) FILTER (WHERE r.n <= ${limit}::int4) AS items,
+                 CASE WHEN count(*) > ${limit}::int4
+                   THEN max(r.exam) FILTER (WHERE r.n <= ${limit}::int4) END AS next
+          FROM (
+            SELECT exam, score, row_number() OVER (ORDER BY exam) AS n
+            FROM results
+            WHERE student = s.id AND exam > ${after}::int4
+            ORDER BY exam LIMIT ${limit}::int4 + 1
+          ) r
+        ) p
+        WHERE s.name = ${studentId}::text`);
+      return row ? { body: row.body as JsonText<StudentResults>, version: row.version } : null;
+    },
+
+    async studentVersion(studentId) {
+      const row = await first(sql<{ version: string }>`
+        SELECT t.xmin::text AS version
+        FROM students s JOIN student_totals t ON t.student = s.id
+        WHERE s.name = ${studentId}::text`);
+      return row?.version ?? null;
+    },
+
+    async studentTrend(studentId, last) {
+      const row = await first(sql<{ body: string }>`
+        SELECT '{"studentId":' || to_json(s.name)::text || ',"count":' || t.count
+               || ',"results":[' || string_agg('{"exam":' || r.exam || ',"score":'
+                                               || r.score::text || '}', ',' ORDER BY r.exam)
+               || '],"average":' || avg(r.score)::text
+               || ',"slope":' || coalesce(regr_slope(r.score, r.position)::text, 'null')
+               || '}' AS body
+        FROM students s
+        JOIN student_totals t ON t.student = s.id
+        CROSS JOIN LATERAL (
+          SELECT exam, score, row_number() OVER (ORDER BY exam) AS position
+          FROM (
+            SELECT exam, score FROM results WHERE student = s.id
+            ORDER BY exam DESC LIMIT ${last}::int4
+          ) recent
+        ) r
+        WHERE s.name = ${studentId}::text
+        GROUP BY s.name, t.count`);
+      return (row?.body ?? null) as JsonText<StudentTrend> | null;
+    },
+
+    async exams({ after = -1, limit }) {
+      const row = await first(sql<{ items: string; next: number | null }>`
+        SELECT coalesce(string_agg(
+                 '{"exam":' || exam || ',"count":' || count || ',"average":'
+                 || (sum / count)::text || '}', ',' ORDER BY exam
+               ) FILTER (WHERE n <= ${limit}::int4), '') AS items,
+               CASE WHEN count(*) > ${limit}::int4
+                 THEN max(exam) FILTER (WHERE n <= ${limit}::int4) END AS next
+        FROM (
+          SELECT exam, sum(count) AS count, sum(sum) AS sum,
+                 row_number() OVER (ORDER BY exam) AS n
+          FROM exam_totals
+          WHERE exam > ${after}::int4
+          GROUP BY exam HAVING sum(count) > 0
+          ORDER BY exam LIMIT ${limit}::int4 + 1
+        ) e`);
+      return `{"exams":[${row.items}],"next":${json(row.next)}}` as JsonText<ExamPage>;
+    },
+
+    async exam(exam, { after = "", limit }) {
+      // The page also ends once its JSON passes maxPageBytes (after at least
+      // one row), so that no response grows without bound; `next` still points
+      // at its last row, and a client reading every page reads everything.
+      const row = await first(sql<{ body: string; version: string }>`
+        SELECT '{"exam":' || ${exam}::int4 || ',"count":' || tot.count
+               || ',"average":' || (tot.sum / tot.count)::text
+               || ',"results":[' || coalesce(p.items, '') || '],"next":'
+               || coalesce(to_json(p.next)::text, 'null') || '}' AS body,
+               tot.version
+        FROM (
+          SELECT sum(count) AS count, sum(sum) AS sum,
+                 string_agg(writer || ':' || xmin::text, ',' ORDER BY writer) AS version
+          FROM exam_totals WHERE exam = ${exam}::int4
+        ) tot
+        CROSS JOIN LATERAL (
+          SELECT string_agg(item, ',' ORDER BY n) FILTER (WHERE keep) AS items,
+                 CASE WHEN bool_or(NOT keep) THEN max(name) FILTER (WHERE keep) END AS next
+          FROM (
+            SELECT name, item, n,
+                   n <= ${limit}::int4 AND (n = 1 OR bytes <= ${maxPageBytes}::int4) AS keep
+            FROM (
+              SELECT name, item, row_number() OVER w AS n,
+                     sum(octet_length(item) + 1) OVER w AS bytes
+              FROM (
+                SELECT l.name,
+                       '{"studentId":' || to_json(l.name)::text || ',"score":'
+                       || l.score::text || '}' AS item
+                FROM (
+                  SELECT name, score
+                  FROM (
+                    -- One index lookup per result: joined, the planner hashes
+                    -- the whole dictionary for a few hundred ids (7x slower).
+                    -- OFFSET 0 keeps the lookup from being evaluated twice.
+                    SELECT (SELECT s.name FROM students s WHERE s.id = r.student) AS name,
+                           r.score
+                    FROM results r WHERE r.exam = ${exam}::int4
+                    OFFSET 0
+                  ) named
+                  WHERE name > ${after}::text
+                  ORDER BY name LIMIT ${limit}::int4 + 1
+                ) l
+              ) items
+              WINDOW w AS (ORDER BY name)
+            ) sized
+          ) marked
+        ) p
+        WHERE tot.count > 0`);
+      return row ? { body: row.body as JsonText<ExamResults>, version: row.version } : null;
+    },
+
+    async examVersion(exam) {
+      const row = await first(sql<{ version: string | null }>`
+        SELECT string_agg(writer || ':' || xmin::text, ',' ORDER BY writer) AS version
+        FROM exam_totals WHERE exam = ${exam}::int4
+        HAVING sum(count) > 0`);
+      return row?.version ?? null;
+    },
+
+    async examHistogram(exam, bins) {
+      // width_bucket puts a score of exactly 1 past the last bin: the last
+      // bin is closed so that it counts there.
+      const row = await first(sql<{ body: string }>`
+        SELECT '{"exam":' || ${exam}::int4 || ',"count":' || sum(coalesce(h.count, 0))
+               || ',"bins":[' || string_agg(
+                 '{"from":' || ((b - 1)::float8 / ${bins}::int4)::text
+                 || ',"to":' || (b::float8 / ${bins}::int4)::text
+                 || ',"count":' || coalesce(h.count, 0) || '}', ',' ORDER BY b)
+               || ']}' AS body
+        FROM generate_series(1, ${bins}::int4) AS b
+        LEFT JOIN (
+          SELECT least(width_bucket(score, 0, 1, ${bins}::int4), ${bins}::int4) AS bin,
+                 count(*) AS count
+          FROM results WHERE exam = ${exam}::int4
+          GROUP BY 1
+        ) h ON h.bin = b
+        HAVING sum(coalesce(h.count, 0)) > 0`);
+      return (row?.body ?? null) as JsonText<ExamHistogram> | null;
+    },
+
+    async examTop(exam, n) {
+      const row = await first(sql<{ body: string }>`
+        SELECT '{"exam":' || ${exam}::int4 || ',"count":' || tot.count || ',"top":['
+               || coalesce(best.items, '') || ']}' AS body
+        FROM (SELECT sum(count) AS count FROM exam_totals WHERE exam = ${exam}::int4) tot
+        CROSS JOIN LATERAL (
+          SELECT string_agg('{"studentId":' || to_json(name)::text || ',"score":'
+                            || score::text || '}', ',' ORDER BY score DESC, name) AS items
+          FROM (
+            SELECT s.name, t.score
+            FROM (
+              SELECT student, score FROM results WHERE exam = ${exam}::int4
+              ORDER BY score DESC FETCH FIRST (${n}::int4) ROWS WITH TIES
+            ) t
+            JOIN students s ON s.id = t.student
+            ORDER BY t.score DESC, s.name LIMIT ${n}::int4
+          ) ranked
+        ) best
+        WHERE tot.count > 0`);
+      return (row?.body ?? null) as JsonText<ExamTop> | null;
+    },
+
+    async examStanding(exam, studentId) {
+      const row = await first(sql<{ body: string }>`
+        SELECT '{"exam":' || ${exam}::int4 || ',"studentId":' || to_json(s.name)::text
+               || ',"score":' || mine.score::text
+               || ',"rank":' || (1 + count(*) FILTER (WHERE r.score > mine.score))
+               || ',"count":' || count(*)
+               || ',"percentile":'
+               || round(100.0 * count(*) FILTER (WHERE r.score <= mine.score) / count(*), 2)::float8
+               || '}' AS body
+        FROM students s
+        JOIN results mine ON mine.student = s.id AND mine.exam = ${exam}::int4
+        JOIN results r ON r.exam = ${exam}::int4
+        WHERE s.name = ${studentId}::text
+        GROUP BY s.name, mine.score`);
+      return (row?.body ?? null) as JsonText<ExamStanding> | null;
+    },
+
+    async totals() {
+      const row = await first(sql<{ students: string; exams: string; results: string }>`
+        SELECT (SELECT count(*) FROM student_totals) AS students,
+               (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
+               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`);
+      return {
+        students: Number(row.students),
+        exams: Number(row.exams),
+        results: Number(row.results),
+      };
+    },
+  };
+}
+
+function json(value: string | number | null): string {
+  return value === null ? "null" : JSON.stringify(value);
+}
