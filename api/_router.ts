@@ -1,0 +1,93 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, TypedResponse } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { RequestIdVariables } from "hono/request-id";
+import type { JSONParsed } from "hono/utils/types";
+import type { JsonText, Versioned } from "../db/mod.ts";
+import { Problem } from "./_schemas.ts";
+
+export type ApiEnv = { Variables: RequestIdVariables };
+
+const TARGETS: Record<string, string> = { param: "path parameter", query: "query parameter" };
+
+/**
+ * An OpenAPIHono whose validation failures become 400 problems: every router
+ * of the API is made here, since the hook does not carry over `app.route()`.
+ */
+export function createRouter(): OpenAPIHono<ApiEnv> {
+  return new OpenAPIHono<ApiEnv>({
+    defaultHook(result) {
+      if (result.success) return;
+      const [issue] = result.error.issues;
+      const where = TARGETS[result.target] ?? result.target;
+      throw new HTTPException(400, {
+        message: `Invalid ${where} "${issue.path.join(".")}": ${issue.message}`,
+      });
+    },
+  });
+}
+
+const encoder = new TextEncoder();
+
+/** Sends JSON text built by the database as it is, typed as the `T` it holds. */
+export function jsonText<T>(
+  c: Context,
+  body: JsonText<T>,
+  headers: Record<string, string> = {},
+): TypedResponse<JSONParsed<T>, 200, "json"> {
+  const bytes = encoder.encode(body);
+  return c.body(bytes, 200, {
+    "Content-Type": "application/json",
+    // Set so that compress() leaves small bodies alone.
+    "Content-Length": String(bytes.length),
+    ...headers,
+  }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
+}
+
+type NotModified = TypedResponse<Record<never, never>, 304, string>;
+
+/**
+ * Answers a student's or an exam's page with an ETag made of the version of
+ * its aggregate row(s), and a conditional request with a 304 after reading
+ * only that version, a cheap primary-key lookup.
+ */
+export async function versioned<T>(
+  c: Context,
+  { version, read, missing }: {
+    version: () => Promise<string | null>;
+    read: () => Promise<Versioned<T> | null>;
+    missing: string;
+  },
+): Promise<TypedResponse<JSONParsed<T>, 200, "json"> | NotModified> {
+  const ifNoneMatch = c.req.header("If-None-Match");
+  if (ifNoneMatch) {
+    const current = await version();
+    if (current !== null && etagMatches(ifNoneMatch, etag(current))) {
+      const headers = { ETag: etag(current), "Cache-Control": "no-cache" };
+      return c.body(null, 304, headers) as unknown as NotModified;
+    }
+  }
+  const found = await read();
+  if (!found) throw new HTTPException(404, { message: missing });
+  return jsonText(c, found.body, { ETag: etag(found.version), "Cache-Control": "no-cache" });
+}
+
+// The prefix changes whenever the shape of the bodies does.
+const etag = (version: string) => `"v1-${version}"`;
+
+function etagMatches(header: string, tag: string): boolean {
+  return header.split(",").some((t) => {
+    const candidate = t.trim();
+    return candidate === "*" || candidate.replace(/^W\//, "") === tag;
+  });
+}
+
+/** The OpenAPI description of a 200 JSON body. */
+export function ok<S extends z.ZodType>(schema: S, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
+
+/** The OpenAPI description of a problem response. */
+export function problemResponse(description: string) {
+  return { description, content: { "application/problem+json": { schema: Problem } } };
+}

@@ -1,0 +1,210 @@
+import { z } from "@hono/zod-openapi";
+
+/** The largest exam number: exams are int4 in the database. */
+export const MAX_EXAM = 2147483647;
+/** The longest studentId, in characters (code points). */
+export const MAX_STUDENT_ID = 128;
+
+/**
+ * A decimal integer parameter: digits only (no sign, exponent, fraction or
+ * spaces), so that "1.5", "1e3", "-1" and " 1" are malformed rather than
+ * coerced into something else.
+ */
+function integerParam(min: number, max: number, meta: { description: string; default?: number }) {
+  const message = `must be an integer from ${min} to ${max}`;
+  return z.string()
+    .regex(/^[0-9]{1,10}$/, message)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, message)
+    .openapi({ type: "integer", minimum: min, maximum: max, ...meta });
+}
+
+// Control characters (C0, DEL, C1) and lone surrogates cannot be in a
+// studentId: ingest rejects them, and Postgres text cannot hold NUL.
+// deno-lint-ignore no-control-regex
+const NOT_IN_ID = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u;
+
+function studentIdParam(description: string) {
+  const message = `must be 1 to ${MAX_STUDENT_ID} characters with no control characters`;
+  return z.string()
+    .min(1, message)
+    .max(MAX_STUDENT_ID * 2, message)
+    .refine((s) => !NOT_IN_ID.test(s) && [...s].length <= MAX_STUDENT_ID, message)
+    .openapi({ minLength: 1, maxLength: MAX_STUDENT_ID, description, example: "Logan_Harber74" });
+}
+
+export const examPath = z.object({
+  exam: integerParam(0, MAX_EXAM, { description: "An exam number." }).openapi({
+    param: { name: "exam", in: "path" },
+    example: 1559,
+  }),
+});
+
+export const studentPath = z.object({
+  studentId: studentIdParam("A studentId.").openapi({
+    param: { name: "studentId", in: "path" },
+  }),
+});
+
+export const examStudentPath = examPath.extend(studentPath.shape);
+
+/** The query of a paginated list; `after` is the last key of the previous page. */
+export function pageQuery<A extends z.ZodType>(
+  after: A,
+  { defaultLimit, maxLimit }: { defaultLimit: number; maxLimit: number },
+) {
+  return z.object({
+    limit: integerParam(1, maxLimit, {
+      description: `Page size, at most ${maxLimit}.`,
+      default: defaultLimit,
+    }).optional(),
+    after: after.optional(),
+  });
+}
+
+export const examCursor = integerParam(0, MAX_EXAM, {
+  description: "The last exam of the previous page (its `next`).",
+});
+export const studentCursor = studentIdParam(
+  "The last studentId of the previous page (its `next`).",
+);
+
+export const histogramQuery = z.object({
+  bins: integerParam(1, 100, {
+    description: "Number of equal-width bins over [0, 1].",
+    default: 10,
+  })
+    .optional(),
+});
+
+export const topQuery = z.object({
+  n: integerParam(1, 100, { description: "How many results.", default: 10 }).optional(),
+});
+
+export const trendQuery = z.object({
+  last: integerParam(2, 100, { description: "How many of the latest exams.", default: 10 })
+    .optional(),
+});
+
+const studentId = z.string().openapi({ example: "Logan_Harber74" });
+const exam = z.number().int().openapi({ example: 1559 });
+const score = z.number().openapi({ description: "In [0, 1], exactly as received.", example: 0.81 });
+const count = z.number().int().openapi({ example: 12 });
+const average = z.number().openapi({ description: "Mean of all the scores.", example: 0.73 });
+
+export const StudentSummary = z.object({ studentId, count, average }).openapi("StudentSummary");
+
+export const StudentPage = z.object({
+  students: z.array(StudentSummary),
+  next: studentId.nullable().openapi({
+    description: "The `after` of the next page; null on the last page.",
+  }),
+}).openapi("StudentPage");
+
+export const StudentResults = z.object({
+  studentId,
+  count: count.openapi({ description: "All of the student's results, not just this page." }),
+  average,
+  results: z.array(z.object({ exam, score })).openapi({ description: "By exam number." }),
+  next: exam.nullable().openapi({ description: "The `after` of the next page, or null." }),
+}).openapi("StudentResults");
+
+export const StudentTrend = z.object({
+  studentId,
+  count: count.openapi({ description: "All of the student's results." }),
+  results: z.array(z.object({ exam, score })).openapi({
+    description: "The latest exams (highest numbers), oldest first.",
+  }),
+  average: average.openapi({ description: "Mean of these results." }),
+  slope: z.number().nullable().openapi({
+    description: "Least-squares change in score from one of these exams to the next; " +
+      "null with a single result.",
+    example: 0.012,
+  }),
+}).openapi("StudentTrend");
+
+export const ExamSummary = z.object({ exam, count, average }).openapi("ExamSummary");
+
+export const ExamPage = z.object({
+  exams: z.array(ExamSummary),
+  next: exam.nullable().openapi({ description: "The `after` of the next page, or null." }),
+}).openapi("ExamPage");
+
+export const ExamResults = z.object({
+  exam,
+  count: count.openapi({ description: "All of the exam's results, not just this page." }),
+  average,
+  results: z.array(z.object({ studentId, score })).openapi({
+    description: "By studentId in UTF-8 byte order. A page also ends early " +
+      "once it passes about 1 MiB; follow `next`.",
+  }),
+  next: studentId.nullable().openapi({ description: "The `after` of the next page, or null." }),
+}).openapi("ExamResults");
+
+export const ExamHistogram = z.object({
+  exam,
+  count,
+  bins: z.array(z.object({ from: z.number(), to: z.number(), count })).openapi({
+    description: "Bins [from, to); the last one also holds scores of exactly 1.",
+  }),
+}).openapi("ExamHistogram");
+
+export const ExamTop = z.object({
+  exam,
+  count: count.openapi({ description: "All of the exam's results." }),
+  top: z.array(z.object({ studentId, score })).openapi({
+    description: "Best first; equal scores by studentId.",
+  }),
+}).openapi("ExamTop");
+
+export const ExamStanding = z.object({
+  exam,
+  studentId,
+  score,
+  rank: z.number().int().openapi({
+    description: "1 + the number of better scores.",
+    example: 3,
+  }),
+  count: count.openapi({ description: "All of the exam's results." }),
+  percentile: z.number().openapi({
+    description: "Percentage of the exam's results at or below this score, to 2 decimals.",
+    example: 99.4,
+  }),
+}).openapi("ExamStanding");
+
+export const Stats = z.object({
+  students: count.nullable().openapi({ description: "null while the database is unreachable." }),
+  exams: count.nullable(),
+  results: count.nullable(),
+  ingest: z.object({
+    state: z.string().openapi({ example: "streaming" }),
+    received: z.number().int(),
+    applied: z.number().int(),
+    rejected: z.number().int(),
+    rejectedByReason: z.record(z.string(), z.number().int()),
+    ignored: z.number().int(),
+    reconnects: z.number().int(),
+    lastEventId: z.string().nullable(),
+    lagMs: z.number().nullable().openapi({
+      description: "p99 over the last minute of the time from receiving an event to its commit.",
+    }),
+    checkpointAgeMs: z.number().nullable(),
+    queueDepth: z.array(z.number().int()).openapi({ description: "Batches queued per writer." }),
+  }).nullable().openapi({
+    description: "null when this instance does not ingest. Histograms are in /metrics.",
+  }),
+}).openapi("Stats");
+
+export const Status = z.object({ status: z.string().openapi({ example: "ok" }) }).openapi(
+  "Status",
+);
+
+export const Problem = z.object({
+  type: z.string().openapi({ example: "about:blank" }),
+  title: z.string().openapi({ example: "Bad Request" }),
+  status: z.number().int().openapi({ example: 400 }),
+  detail: z.string().openapi({
+    example: 'Invalid path parameter "exam": must be an integer from 0 to 2147483647',
+  }),
+  requestId: z.string().optional(),
+}).openapi("Problem", { description: "An RFC 9457 problem." });

@@ -1,0 +1,194 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { compress } from "hono/compress";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { routePath } from "hono/route";
+import { secureHeaders } from "hono/secure-headers";
+import { timeout } from "hono/timeout";
+import { type Queries, ReadError } from "../db/mod.ts";
+import { type ApiEnv, createRouter } from "./_router.ts";
+import { docsRoutes } from "./docs.ts";
+import { examRoutes } from "./exams.ts";
+import type { IngestStatsSource } from "./ingest_stats.ts";
+import { createHttpMetrics } from "./metrics.ts";
+import { operationRoutes } from "./operations.ts";
+import { problem } from "./problem.ts";
+import { studentRoutes } from "./students.ts";
+
+/** One structured log line; the caller decides where it goes. */
+export type LogEntry = Record<string, unknown> & { level: "info" | "warn" | "error"; msg: string };
+
+/** What the API needs; everything but `queries` and `ready` has a default. */
+export interface ApiOptions {
+  /** The read side, built on the API's own small pool with a statement timeout. */
+  queries: Queries;
+  /** Whether the database answers and is migrated; /readyz bounds it with a timeout. */
+  ready: () => Promise<boolean>;
+  /** Ingest statistics for /stats and /metrics; absent on an API-only instance. */
+  stats?: IngestStatsSource;
+  /** Receives one access log entry per request and every server error. */
+  log?: (entry: LogEntry) => void;
+  /** Origins allowed by CORS; CORS is off when unset. */
+  corsOrigin?: string | string[];
+  /** A request still running after this answers 503. */
+  requestTimeoutMs?: number;
+  /** /readyz answers 503 when `ready()` takes longer than this. */
+  readyTimeoutMs?: number;
+  /** The longest path and query accepted, in bytes; longer answers 414. */
+  maxUrlLength?: number;
+  /** How long /stats reuses its counts. */
+  statsCacheMs?: number;
+}
+
+/**
+ * Builds the HTTP API: the routes of DESIGN.md and a few more, OpenAPI at
+ * /openapi.json, Swagger UI at /docs, and problem+json for every error.
+ */
+export function createApi({
+  queries,
+  ready,
+  stats,
+  log = () => {},
+  corsOrigin,
+  requestTimeoutMs = 10_000,
+  readyTimeoutMs = 2_000,
+  maxUrlLength = 4096,
+  statsCacheMs = 1_000,
+}: ApiOptions): OpenAPIHono<ApiEnv> {
+  const httpMetrics = createHttpMetrics();
+  const app = createRouter();
+
+  app.use(requestId());
+  app.use(async function observe(c, next) {
+    const start = performance.now();
+    await next();
+    const ms = performance.now() - start;
+    const route = routeLabel(c);
+    const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
+    httpMetrics.observe({ method, route, status: c.res.status }, ms / 1000);
+    log({
+      level: c.res.status >= 500 ? "error" : "info",
+      msg: "request",
+      time: new Date().toISOString(),
+      requestId: c.get("requestId"),
+      method,
+      route,
+      path: c.req.path.slice(0, 256),
+      status: c.res.status,
+      durationMs: Math.round(ms * 1000) / 1000,
+    });
+  });
+  app.use(secureHeaders({
+    // The API answers JSON only; /docs sets its own policy, hence overwrite: false.
+    contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    crossOriginResourcePolicy: corsOrigin ? "cross-origin" : "same-origin",
+    overwrite: false,
+  }));
+  if (corsOrigin) {
+    app.use(cors({
+      origin: corsOrigin,
+      allowMethods: ["GET", "HEAD", "OPTIONS"],
+      exposeHeaders: ["ETag", "X-Request-Id"],
+      maxAge: 600,
+    }));
+  }
+  app.use(rejectMalformedUrl(maxUrlLength));
+  app.use(timeout(
+    requestTimeoutMs,
+    () => new HTTPException(503, { message: "The request took too long" }),
+  ));
+  app.use(compress());
+
+  app.route("/", studentRoutes({ queries }));
+  app.route("/", examRoutes({ queries }));
+  app.route(
+    "/",
+    operationRoutes({ queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics }),
+  );
+  app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
+
+  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} at this path`));
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) return problem(c, error.status, error.message);
+    if (error instanceof ReadError && error.code !== "failed") {
+      const detail = error.code === "timeout"
+        ? "The database did not answer in time"
+        : "The database is unavailable";
+      return problem(c, 503, detail, { "Retry-After": "1" });
+    }
+    log({
+      level: "error",
+      msg: "request failed",
+      time: new Date().toISOString(),
+      requestId: c.get("requestId"),
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      cause: error instanceof Error && error.cause ? String(error.cause) : undefined,
+    });
+    return problem(c, 500, "The server failed to answer; the request id identifies it in the logs");
+  });
+  return app;
+}
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
+/** The route pattern in OpenAPI form (`/exams/{exam}`), never the raw path. */
+function routeLabel(c: Context): string {
+  const path = routePath(c, -1);
+  if (!path || path === "*" || path === "/*") return "unmatched";
+  return path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
+}
+
+/**
+ * Refuses, before any routing, URLs longer than `maxLength` and URLs whose
+ * percent-encoding is malformed or not UTF-8, which the router would
+ * otherwise pass on half-decoded.
+ */
+function rejectMalformedUrl(maxLength: number): MiddlewareHandler {
+  return async function rejectMalformedUrl(c, next) {
+    const url = c.req.url;
+    const rest = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    if (rest.length > maxLength) {
+      throw new HTTPException(414, { message: `The URL is longer than ${maxLength} bytes` });
+    }
+    if (rest.includes("%")) {
+      let wellFormed = !/%(?![0-9A-Fa-f]{2})/.test(rest);
+      try {
+        if (wellFormed) decodeURIComponent(rest);
+      } catch {
+        wellFormed = false;
+      }
+      if (!wellFormed) {
+        throw new HTTPException(400, { message: "The URL has malformed percent-encoding" });
+      }
+    }
+    await next();
+  };
+}
+
+const DOCUMENT = {
+  openapi: "3.1.0",
+  info: {
+    title: "scorestream API",
+    version: "1.0.0",
+    description: [
+      "Exam scores ingested from a Server-Sent Events feed, queryable by student and by exam.",
+      "",
+      "**Lists** are ordered and paginated with `limit` and `after`: `after` is the last key " +
+      "of the previous page, and every page's `next` is the `after` of the next one, or " +
+      "`null` at the end. `count` and `average` always cover all of a student's or an " +
+      "exam's results, not just the page. studentIds sort by their UTF-8 bytes.",
+      "",
+      "**Errors** are `application/problem+json` (RFC 9457): 400 for a malformed " +
+      "parameter, 404 for an unknown student or exam, 503 while the database is " +
+      "unavailable. Every response carries an `X-Request-Id`.",
+    ].join("\n"),
+  },
+  tags: [
+    { name: "students", description: "A student's results, average and trend." },
+    { name: "exams", description: "An exam's results, average and distribution." },
+    { name: "operations", description: "Health, readiness, statistics and metrics." },
+    { name: "documentation", description: "This document and its browsable form." },
+  ],
+};

@@ -1,0 +1,45 @@
+/**
+ * A histogram as Prometheus renders it: `buckets` are the upper bounds in
+ * ascending order, `counts[i]` the observations in bucket i alone (greater than
+ * `buckets[i - 1]`, at most `buckets[i]`; not cumulative), `count` all
+ * observations including those above the last bound, `sum` their total.
+ */
+export interface Histogram {
+  buckets: number[];
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** The ingest side's counters at one moment; every count is since start-up. */
+export interface IngestSnapshot {
+  /** What the feed connection is doing, e.g. "connecting", "streaming", "backoff". */
+  state: string;
+  /** Events read from the feed, of every type. */
+  received: number;
+  /** Score events committed to the database. */
+  applied: number;
+  /** Events that failed validation and went to quarantine. */
+  rejected: number;
+  rejectedByReason: Record<string, number>;
+  /** Events of other types than `score`. */
+  ignored: number;
+  reconnects: number;
+  /** The last SSE id received, opaque. */
+  lastEventId: string | null;
+  /** p99 over the last minute of the time from receiving an event to its commit. */
+  lagMs: number | null;
+  /** Time since the checkpoint last moved. */
+  checkpointAgeMs: number | null;
+  /** Batches waiting in each writer's queue, by writer index. */
+  queueDepth: number[];
+  /** Events per committed batch. */
+  batchSize: Histogram;
+  /** Time from sending a batch to a writer to its commit. */
+  commitLatencyMs: Histogram;
+}
+
+/** Where the API reads ingest statistics from; the API never imports ingest/. */
+export interface IngestStatsSource {
+  snapshot(): IngestSnapshot;
+}

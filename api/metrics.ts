@@ -1,0 +1,183 @@
+import type { Histogram, IngestSnapshot } from "./ingest_stats.ts";
+
+/** Upper bounds of the HTTP request duration histogram, in seconds. */
+export const HTTP_DURATION_BUCKETS = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/** Request durations by method, route pattern and status, in Prometheus text format. */
+export interface HttpMetrics {
+  observe(labels: { method: string; route: string; status: number }, seconds: number): void;
+  render(): string;
+}
+
+export function createHttpMetrics(buckets: number[] = HTTP_DURATION_BUCKETS): HttpMetrics {
+  const series = new Map<string, { labels: Record<string, string>; histogram: Histogram }>();
+  return {
+    observe({ method, route, status }, seconds) {
+      const key = `${method} ${route} ${status}`;
+      let entry = series.get(key);
+      if (!entry) {
+        const histogram = { buckets, counts: buckets.map(() => 0), sum: 0, count: 0 };
+        entry = { labels: { method, route, status: String(status) }, histogram };
+        series.set(key, entry);
+      }
+      const { histogram } = entry;
+      const bucket = buckets.findIndex((bound) => seconds <= bound);
+      if (bucket >= 0) histogram.counts[bucket]++;
+      histogram.sum += seconds;
+      histogram.count++;
+    },
+    render() {
+      const name = "scorestream_http_request_duration_seconds";
+      let text = header(name, "histogram", "HTTP request durations by route pattern.");
+      for (const { labels, histogram } of series.values()) {
+        text += histogramLines(name, labels, histogram);
+      }
+      return text;
+    },
+  };
+}
+
+/** The ingest side's counters, gauges and histograms in Prometheus text format. */
+export function renderIngestMetrics(s: IngestSnapshot): string {
+  const p = "scorestream_ingest_";
+  let text = "";
+  const metric = (name: string, type: string, help: string, lines: string) => {
+    text += header(name, type, help) + lines;
+  };
+  metric(
+    `${p}state`,
+    "gauge",
+    "1 for the feed connection's current state.",
+    sample(`${p}state`, { state: s.state }, 1),
+  );
+  metric(
+    `${p}events_received_total`,
+    "counter",
+    "Events read from the feed.",
+    sample(`${p}events_received_total`, {}, s.received),
+  );
+  metric(
+    `${p}events_applied_total`,
+    "counter",
+    "Score events committed.",
+    sample(`${p}events_applied_total`, {}, s.applied),
+  );
+  metric(
+    `${p}events_rejected_total`,
+    "counter",
+    "Events quarantined, by reason.",
+    Object.entries(s.rejectedByReason)
+      .map(([reason, n]) => sample(`${p}events_rejected_total`, { reason }, n)).join(""),
+  );
+  metric(
+    `${p}events_ignored_total`,
+    "counter",
+    "Events of other types than score.",
+    sample(`${p}events_ignored_total`, {}, s.ignored),
+  );
+  metric(
+    `${p}reconnects_total`,
+    "counter",
+    "Reconnections to the feed.",
+    sample(`${p}reconnects_total`, {}, s.reconnects),
+  );
+  if (s.lagMs !== null) {
+    metric(
+      `${p}lag_seconds`,
+      "gauge",
+      "p99 over the last minute from receiving an event to its commit.",
+      sample(`${p}lag_seconds`, {}, s.lagMs / 1000),
+    );
+  }
+  if (s.checkpointAgeMs !== null) {
+    metric(
+      `${p}checkpoint_age_seconds`,
+      "gauge",
+      "Time since the checkpoint last moved.",
+      sample(`${p}checkpoint_age_seconds`, {}, s.checkpointAgeMs / 1000),
+    );
+  }
+  metric(
+    "scorestream_writer_queue_depth",
+    "gauge",
+    "Batches waiting in each writer's queue.",
+    s.queueDepth.map((depth, writer) =>
+      sample("scorestream_writer_queue_depth", { writer: String(writer) }, depth)
+    ).join(""),
+  );
+  metric(
+    "scorestream_writer_batch_size",
+    "histogram",
+    "Events per committed batch.",
+    histogramLines("scorestream_writer_batch_size", {}, s.batchSize),
+  );
+  metric(
+    "scorestream_writer_commit_latency_seconds",
+    "histogram",
+    "Time from handing a batch to a writer to its commit.",
+    histogramLines("scorestream_writer_commit_latency_seconds", {}, s.commitLatencyMs, 1 / 1000),
+  );
+  return text;
+}
+
+/** The process's own memory, which Deno reports without any permission. */
+export function renderProcessMetrics(): string {
+  const { rss, heapUsed } = Deno.memoryUsage();
+  return header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.") +
+    sample("process_resident_memory_bytes", {}, rss) +
+    header("scorestream_heap_used_bytes", "gauge", "V8 heap in use, in bytes.") +
+    sample("scorestream_heap_used_bytes", {}, heapUsed);
+}
+
+function header(name: string, type: string, help: string): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+}
+
+function sample(name: string, labels: Record<string, string>, value: number): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return `${name}${pairs.length ? `{${pairs.join(",")}}` : ""} ${formatValue(value)}\n`;
+}
+
+function histogramLines(
+  name: string,
+  labels: Record<string, string>,
+  h: Histogram,
+  scale = 1,
+): string {
+  let text = "";
+  let cumulative = 0;
+  h.buckets.forEach((bound, i) => {
+    cumulative += h.counts[i] ?? 0;
+    text += sample(`${name}_bucket`, { ...labels, le: formatValue(bound * scale) }, cumulative);
+  });
+  text += sample(`${name}_bucket`, { ...labels, le: "+Inf" }, h.count);
+  text += sample(`${name}_sum`, labels, h.sum * scale);
+  text += sample(`${name}_count`, labels, h.count);
+  return text;
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}

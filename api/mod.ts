@@ -1,0 +1,2 @@
+export { type ApiOptions, createApi, type LogEntry } from "./create_api.ts";
+export type { Histogram, IngestSnapshot, IngestStatsSource } from "./ingest_stats.ts";

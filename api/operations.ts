@@ -1,0 +1,148 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import type { Queries, Totals } from "../db/mod.ts";
+import { createRouter, ok, problemResponse } from "./_router.ts";
+import { Stats, Status } from "./_schemas.ts";
+import type { IngestStatsSource } from "./ingest_stats.ts";
+import { type HttpMetrics, renderIngestMetrics, renderProcessMetrics } from "./metrics.ts";
+
+const NO_STORE = { "Cache-Control": "no-store" };
+
+/** What the operational routes read. */
+export interface OperationsOptions {
+  queries: Queries;
+  stats?: IngestStatsSource;
+  ready: () => Promise<boolean>;
+  readyTimeoutMs: number;
+  statsCacheMs: number;
+  httpMetrics: HttpMetrics;
+}
+
+/** `/stats`, `/healthz`, `/readyz` and `/metrics`. */
+export function operationRoutes(
+  { queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics }: OperationsOptions,
+) {
+  const totals = cached(() => queries.totals(), statsCacheMs);
+  return createRouter()
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/stats",
+        tags: ["operations"],
+        summary: "What is stored and how ingest is doing",
+        description: "Counts come from the aggregates, refreshed at most every " +
+          `${statsCacheMs} ms; they are null while the database does not answer.`,
+        responses: { 200: ok(Stats, "Counts and ingest statistics.") },
+      }),
+      async (c) => {
+        const counts: Totals | null = await totals().catch(() => null);
+        const ingest = stats?.snapshot() ?? null;
+        return c.json(
+          {
+            students: counts?.students ?? null,
+            exams: counts?.exams ?? null,
+            results: counts?.results ?? null,
+            ingest: ingest && {
+              state: ingest.state,
+              received: ingest.received,
+              applied: ingest.applied,
+              rejected: ingest.rejected,
+              rejectedByReason: ingest.rejectedByReason,
+              ignored: ingest.ignored,
+              reconnects: ingest.reconnects,
+              lastEventId: ingest.lastEventId,
+              lagMs: ingest.lagMs,
+              checkpointAgeMs: ingest.checkpointAgeMs,
+              queueDepth: ingest.queueDepth,
+            },
+          },
+          200,
+          NO_STORE,
+        );
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/healthz",
+        tags: ["operations"],
+        summary: "Liveness",
+        responses: { 200: ok(Status, "The process runs.") },
+      }),
+      (c) => c.json({ status: "ok" }, 200, NO_STORE),
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/readyz",
+        tags: ["operations"],
+        summary: "Readiness",
+        description: `200 when the database answers within ${readyTimeoutMs} ms and ` +
+          "its migrations are applied.",
+        responses: {
+          200: ok(Status, "Ready to serve."),
+          503: problemResponse("The database does not answer or is not migrated."),
+        },
+      }),
+      async (c) => {
+        if (!await withTimeout(ready(), readyTimeoutMs)) {
+          throw new HTTPException(503, {
+            message: "The database does not answer or its migrations are not applied",
+          });
+        }
+        return c.json({ status: "ready" }, 200, NO_STORE);
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/metrics",
+        tags: ["operations"],
+        summary: "Prometheus metrics",
+        responses: {
+          200: {
+            description: "Prometheus text exposition format 0.0.4.",
+            content: { "text/plain": { schema: z.string() } },
+          },
+        },
+      }),
+      (c) => {
+        const snapshot = stats?.snapshot();
+        const text = httpMetrics.render() + (snapshot ? renderIngestMetrics(snapshot) : "") +
+          renderProcessMetrics();
+        return c.text(text, 200, {
+          ...NO_STORE,
+          "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+        });
+      },
+    );
+}
+
+/** `read` at most once per `ms`, sharing one read among concurrent callers. */
+function cached<T>(read: () => Promise<T>, ms: number): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  let at = 0;
+  return () => {
+    if (!value || performance.now() - at >= ms) {
+      at = performance.now();
+      const current = read();
+      value = current;
+      // A failure is not kept: the next call tries again.
+      current.catch(() => {
+        if (value === current) value = undefined;
+      });
+    }
+    return value;
+  };
+}
+
+/** false when `check` rejects or takes longer than `ms`. */
+async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([check.catch(() => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

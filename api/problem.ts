@@ -1,0 +1,36 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+const TITLES: Partial<Record<number, string>> = {
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  414: "URI Too Long",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/**
+ * An RFC 9457 `application/problem+json` response. `detail` is written for
+ * the client: it never carries SQL, a stack or the raw input.
+ */
+export function problem(
+  c: Context,
+  status: ContentfulStatusCode,
+  detail: string,
+  headers: Record<string, string> = {},
+): Response {
+  const body = {
+    type: "about:blank",
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+    requestId: c.get("requestId") as string | undefined,
+  };
+  return c.body(JSON.stringify(body), status, {
+    "Content-Type": "application/problem+json",
+    "Cache-Control": "no-store",
+    ...headers,
+  });
+}

@@ -1,0 +1,92 @@
+import { createRoute } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import type { Queries } from "../db/mod.ts";
+import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
+import {
+  examCursor,
+  pageQuery,
+  studentCursor,
+  StudentPage,
+  studentPath,
+  StudentResults,
+  StudentTrend,
+  trendQuery,
+} from "./_schemas.ts";
+
+const badRequest = problemResponse("A malformed parameter.");
+const unknownStudent = problemResponse("No such student.");
+
+/** `/students`, `/students/{studentId}` and what else is asked of one student. */
+export function studentRoutes({ queries }: { queries: Queries }) {
+  return createRouter()
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/students",
+        tags: ["students"],
+        summary: "List students",
+        description: "Every student with the count and average of all their results, " +
+          "by studentId in UTF-8 byte order.",
+        request: { query: pageQuery(studentCursor, { defaultLimit: 100, maxLimit: 1000 }) },
+        responses: { 200: ok(StudentPage, "One page of students."), 400: badRequest },
+      }),
+      async (c) => {
+        const { after, limit = 100 } = c.req.valid("query");
+        return jsonText(c, await queries.students({ after, limit }));
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/students/{studentId}",
+        tags: ["students"],
+        summary: "A student's results and average",
+        description: "The count and average cover all of the student's results; " +
+          "`results` is one page of them by exam. Totals and page are read in one " +
+          "snapshot. Send the ETag back in `If-None-Match` to get a 304 while " +
+          "nothing changed.",
+        request: {
+          params: studentPath,
+          query: pageQuery(examCursor, { defaultLimit: 1000, maxLimit: 10000 }),
+        },
+        responses: {
+          200: ok(StudentResults, "The student's totals and one page of results."),
+          304: { description: "Not modified since the ETag in If-None-Match." },
+          400: badRequest,
+          404: unknownStudent,
+        },
+      }),
+      (c) => {
+        const { studentId } = c.req.valid("param");
+        const { after, limit = 1000 } = c.req.valid("query");
+        return versioned(c, {
+          version: () => queries.studentVersion(studentId),
+          read: () => queries.student(studentId, { after, limit }),
+          missing: "No student has this studentId",
+        });
+      },
+    )
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/students/{studentId}/trend",
+        tags: ["students"],
+        summary: "A student's trend over their latest exams",
+        description: "The student's results in their `last` highest-numbered exams, " +
+          "their average and the least-squares slope of score over them.",
+        request: { params: studentPath, query: trendQuery },
+        responses: {
+          200: ok(StudentTrend, "The latest results and their trend."),
+          400: badRequest,
+          404: unknownStudent,
+        },
+      }),
+      async (c) => {
+        const { studentId } = c.req.valid("param");
+        const { last = 10 } = c.req.valid("query");
+        const body = await queries.studentTrend(studentId, last);
+        if (!body) throw new HTTPException(404, { message: "No student has this studentId" });
+        return jsonText(c, body);
+      },
+    );
+}
