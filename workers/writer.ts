@@ -45,7 +45,7 @@ export function createWriter({
   onAck,
   onRetry = () => {},
   maxBatchEvents = 20_000,
-  deadlineMs = 60_000,
+  deadlineMs = 15_000,
   initialRetryMs = 100,
   maxRetryMs = 5_000,
   random = Math.random,

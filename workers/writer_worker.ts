@@ -14,7 +14,11 @@ self.onmessage = async ({ data }: MessageEvent<ToWriter>) => {
         writer: data.writer,
         maxBatchEvents: data.maxBatchEvents,
         connect: () =>
-          createDb({ url: data.databaseUrl, applicationName: `scorestream-writer-${data.writer}` }),
+          createDb({
+            url: data.databaseUrl,
+            applicationName: `scorestream-writer-${data.writer}`,
+            statementTimeoutMs: 10_000,
+          }),
         onAck: (ack) => post({ type: "acked", ack }),
         onRetry: (retry) => post({ type: "retrying", retry }),
       });

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { applyScores, classifyError } from "../../db/mod.ts";
+import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
+
+async function state(t: TestDatabase) {
+  const results = await sql<{ name: string; exam: number; score: number }>`
+    SELECT s.name, r.exam, r.score FROM results r JOIN students s ON s.id = r.student
+    ORDER BY s.name, r.exam`.execute(t.db);
+  const students = await sql<{ name: string; count: number; sum: number }>`
+    SELECT s.name, t.count, t.sum FROM student_totals t JOIN students s ON s.id = t.student
+    ORDER BY s.name`.execute(t.db);
+  const exams = await sql<{ exam: number; count: number; sum: number }>`
+    SELECT exam, sum(count)::int4 AS count, sum(sum) AS sum FROM exam_totals
+    GROUP BY exam ORDER BY exam`.execute(t.db);
+  return { results: results.rows, students: students.rows, exams: exams.rows };
+}
+
+for (const kind of databaseKinds) {
+  Deno.test(`applyScores() stores results and exact aggregates (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    await applyScores(t.db, 0, {
+      names: ["a", "a", "b"],
+      exams: [1, 2, 1],
+      scores: [0.5, 0.25, 1],
+    }, []);
+    assert.deepEqual(await state(t), {
+      results: [
+        { name: "a", exam: 1, score: 0.5 },
+        { name: "a", exam: 2, score: 0.25 },
+        { name: "b", exam: 1, score: 1 },
+      ],
+      students: [{ name: "a", count: 2, sum: 0.75 }, { name: "b", count: 1, sum: 1 }],
+      exams: [{ exam: 1, count: 2, sum: 1.5 }, { exam: 2, count: 1, sum: 0.25 }],
+    });
+  });
+
+  Deno.test(`applyScores() replaces a regraded score without counting it twice (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+    await applyScores(t.db, 1, { names: ["a"], exams: [1], scores: [0.75] }, []);
+    const s = await state(t);
+    assert.deepEqual(s.results, [{ name: "a", exam: 1, score: 0.75 }]);
+    assert.deepEqual(s.students, [{ name: "a", count: 1, sum: 0.75 }]);
+    assert.deepEqual(s.exams, [{ exam: 1, count: 1, sum: 0.75 }]);
+  });
+
+  Deno.test(`applyScores() applied twice leaves the same state (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const rows = { names: ["a", "b", "c"], exams: [7, 7, 8], scores: [0.1, 0.2, 0.3] };
+    const quarantine = [{ eventId: "9", reason: "invalid_json: x", raw: "{" }];
+    await applyScores(t.db, 0, rows, quarantine);
+    const once = await state(t);
+    await applyScores(t.db, 0, rows, quarantine);
+    assert.deepEqual(await state(t), once);
+    const q = await sql<{ n: number }>`SELECT count(*)::int4 AS n FROM quarantine`.execute(t.db);
+    assert.equal(q.rows[0].n, 1);
+  });
+
+  Deno.test(`applyScores() keeps float scores exact (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const scores = [0.1 + 0.2, 1 / 3, 5e-324, 0.9999999999999999];
+    await applyScores(t.db, 0, { names: ["a", "b", "c", "d"], exams: [1, 1, 1, 1], scores }, []);
+    assert.deepEqual((await state(t)).results.map((r) => r.score), scores);
+  });
+
+  Deno.test(`applyScores() sorts studentIds by their UTF-8 bytes (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const names = ["b", "B", "é", "a", "Z", "😀", "~"];
+    await applyScores(
+      t.db,
+      0,
+      { names, exams: names.map(() => 1), scores: names.map(() => 1) },
+      [],
+    );
+    const bytes = (s: string) => [...new TextEncoder().encode(s)];
+    const expected = [...names].sort((x, y) => {
+      const [a, b] = [bytes(x), bytes(y)];
+      for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+      return a.length - b.length;
+    });
+    assert.deepEqual((await state(t)).students.map((s) => s.name), expected);
+  });
+
+  Deno.test(`applyScores() fails with a data error for rows that are not coalesced (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const error = await applyScores(t.db, 0, {
+      names: ["a", "a"],
+      exams: [1, 1],
+      scores: [0.1, 0.2],
+    }, []).then(() => undefined, (e) => e);
+    assert.ok(error, "a batch that is not coalesced must fail");
+    assert.equal(classifyError(error), "data");
+  });
+}

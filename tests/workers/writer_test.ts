@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { createDb } from "../../db/mod.ts";
+import type { Ack, Batch, Retry } from "../../workers/protocol.ts";
+import { createWriter } from "../../workers/writer.ts";
+import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
+import { startTcpProxy } from "../_tcp_proxy.ts";
+
+let nextId = 1;
+function batch(rows: [string, number, number][]): Batch {
+  return {
+    id: nextId++,
+    names: rows.map((r) => r[0]),
+    exams: new Int32Array(rows.map((r) => r[1])),
+    scores: new Float64Array(rows.map((r) => r[2])),
+    quarantine: [],
+  };
+}
+
+async function results(t: TestDatabase) {
+  const { rows } = await sql<{ name: string; exam: number; score: number }>`
+    SELECT s.name, r.exam, r.score FROM results r JOIN students s ON s.id = r.student
+    ORDER BY s.name, r.exam`.execute(t.db);
+  return rows.map((r) => `${r.name}/${r.exam}=${r.score}`);
+}
+
+function proxied(t: TestDatabase) {
+  const url = new URL(t.url);
+  const proxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port || 5432) });
+  url.port = String(proxy.port);
+  return { proxy, url: url.href };
+}
+
+for (const kind of databaseKinds) {
+  Deno.test(`writer applies batches in arrival order and acknowledges each (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const acks: Ack[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url: t.url }),
+      onAck: (ack) => acks.push(ack),
+      maxBatchEvents: 2,
+    });
+    const sent = [
+      batch([["a", 1, 0.1], ["a", 1, 0.2]]),
+      batch([["a", 1, 0.3]]),
+      batch([["b", 1, 0.4], ["a", 1, 0.5]]),
+    ];
+    for (const b of sent) writer.enqueue(b);
+    await writer.drained();
+    await writer.close();
+    assert.deepEqual(acks.flatMap((a) => a.ids), sent.map((b) => b.id));
+    assert.equal(acks.reduce((n, a) => n + a.applied, 0), 5);
+    assert.deepEqual(await results(t), ["a/1=0.5", "b/1=0.4"]);
+  });
+
+  Deno.test(`writer retries through a database outage and loses nothing (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const { proxy, url } = proxied(t);
+    await using _ = proxy;
+    const retries: Retry[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url }),
+      onAck: () => {},
+      onRetry: (r) => retries.push(r),
+      initialRetryMs: 10,
+      maxRetryMs: 50,
+    });
+    proxy.down();
+    writer.enqueue(batch([["a", 1, 0.25]]));
+    while (retries.length < 3) await new Promise((r) => setTimeout(r, 10));
+    proxy.up();
+    await writer.drained();
+    await writer.close();
+    assert.deepEqual(await results(t), ["a/1=0.25"]);
+    assert.ok(retries.every((r) => r.delayMs <= 50), "backoff is capped");
+  });
+
+  Deno.test(`writer abandons a statement past its deadline on a silent network (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const { proxy, url } = proxied(t);
+    await using _ = proxy;
+    const retries: Retry[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url }),
+      onAck: () => {},
+      onRetry: (r) => retries.push(r),
+      deadlineMs: 200,
+      initialRetryMs: 10,
+    });
+    writer.enqueue(batch([["warmup", 1, 0.5]]));
+    await writer.drained();
+    proxy.stall();
+    writer.enqueue(batch([["a", 1, 0.75]]));
+    while (retries.length < 1) await new Promise((r) => setTimeout(r, 10));
+    proxy.up();
+    await writer.drained();
+    await writer.close();
+    assert.match(retries[0].error, /Cannot commit within 200 ms/);
+    assert.deepEqual(await results(t), ["a/1=0.75", "warmup/1=0.5"]);
+  });
+
+  Deno.test(`writer quarantines a row Postgres refuses and keeps the rest (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    // A real refusal by Postgres: a constraint only this test adds.
+    await sql`ALTER TABLE results ADD CONSTRAINT no_magic CHECK (score <> 0.4242)`.execute(t.db);
+    const acks: Ack[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url: t.url }),
+      onAck: (ack) => acks.push(ack),
+    });
+    writer.enqueue(batch([["a", 1, 0.1], ["b", 1, 0.4242], ["c", 1, 0.3], ["d", 1, 0.4]]));
+    writer.enqueue(batch([["e", 1, 0.5]]));
+    await writer.drained();
+    await writer.close();
+    assert.deepEqual(await results(t), ["a/1=0.1", "c/1=0.3", "d/1=0.4", "e/1=0.5"]);
+    assert.equal(acks.reduce((n, a) => n + a.refused, 0), 1);
+    const { rows } = await sql<{ reason: string; raw: string }>`
+      SELECT reason, raw FROM quarantine`.execute(t.db);
+    assert.equal(rows.length, 1);
+    assert.match(rows[0].reason, /^refused_by_database: 23514/);
+    assert.deepEqual(JSON.parse(rows[0].raw), { exam: 1, studentId: "b", score: 0.4242 });
+  });
+}
