@@ -291,7 +291,7 @@ export function createQueries(
                tot.version
         FROM (
           SELECT sum(count) AS count, sum(sum) AS sum,
-                 string_agg(writer || ':' || xmin::text, ',' ORDER BY writer) AS version
+                 string_agg(writer || '.' || xmin::text, '-' ORDER BY writer) AS version
           FROM exam_totals WHERE exam = ${exam}::int4
         ) tot
         CROSS JOIN LATERAL (
@@ -332,7 +332,7 @@ export function createQueries(
 
     async examVersion(exam) {
       const row = await first(sql<{ version: string | null }>`
-        SELECT string_agg(writer || ':' || xmin::text, ',' ORDER BY writer) AS version
+        SELECT string_agg(writer || '.' || xmin::text, '-' ORDER BY writer) AS version
         FROM exam_totals WHERE exam = ${exam}::int4
         HAVING sum(count) > 0`);
       return row?.version ?? null;

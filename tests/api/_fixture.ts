@@ -1,0 +1,167 @@
+import { type Kysely, sql } from "kysely";
+import { type ApiOptions, createApi, type LogEntry } from "../../api/mod.ts";
+import { createQueries, type Database, isMigrated } from "../../db/mod.ts";
+import { createTestDatabase, type TestDatabase, type TestDatabaseKind } from "../_db.ts";
+
+/** One score event of the stream, in order. */
+export type ScoreEvent = [studentId: string, exam: number, score: number];
+
+/** studentIds that exercise byte order, escaping, URL encoding and length limits. */
+export const SPECIAL_IDS = [
+  "Logan_Harber74",
+  "a",
+  "B",
+  "Z",
+  "é",
+  "日本",
+  "\uFF21", // sorts before U+1F600 in UTF-8, after it in UTF-16
+  "😀",
+  "a/b",
+  "a b",
+  'quote"s',
+  "back\\slash",
+  "%41",
+  "?x",
+  "#hash",
+  "日本/テスト",
+  "trend",
+  "x".repeat(128),
+  "😀".repeat(128), // 128 characters, 256 UTF-16 code units
+];
+
+export const EXAMS = [0, 1, 7, 1559, 2147483647];
+
+/** Scores whose text form is easy to get wrong. */
+export const TRICKY_SCORES = [0, 1, 0.1 + 0.2, 0.9999999999999999, 0.123456789012345678, 1e-7];
+
+/** A deterministic stream with regrades: special ids on a few exams, many plain students. */
+export function seedEvents(): ScoreEvent[] {
+  let state = 42;
+  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const events: ScoreEvent[] = [];
+  SPECIAL_IDS.forEach((id, i) => {
+    EXAMS.forEach((exam, j) => {
+      if ((i + j) % 3 !== 0) events.push([id, exam, TRICKY_SCORES[(i + j) % TRICKY_SCORES.length]]);
+    });
+  });
+  // Logan takes many exams, for a long list of one student's results.
+  for (let exam = 100; exam < 160; exam++) events.push(["Logan_Harber74", exam, random()]);
+  // Ninety students share exam 1559 and a few others: over 100 students in
+  // all, and long exam pages.
+  for (let n = 0; n < 90; n++) {
+    for (const exam of [1559, 2000 + (n % 7), 3000 + (n % 11)]) {
+      events.push([`Student_${n}`, exam, Math.round(random() * 1000) / 1000]);
+    }
+  }
+  // Regrades: the later score replaces the earlier one.
+  for (let n = 0; n < 90; n += 3) events.push([`Student_${n}`, 1559, random()]);
+  events.push(["a", 1, 0.5], ["a", 1, 0.75]);
+  return events;
+}
+
+/** The stored state after the stream: studentId -> exam -> score, the last one winning. */
+export function finalScores(events: ScoreEvent[]): Map<string, Map<number, number>> {
+  const scores = new Map<string, Map<number, number>>();
+  for (const [id, exam, score] of events) {
+    if (!scores.has(id)) scores.set(id, new Map());
+    scores.get(id)!.set(exam, score);
+  }
+  return scores;
+}
+
+const encoder = new TextEncoder();
+
+/** Orders strings by their UTF-8 bytes, as COLLATE "C" does. */
+export function compareUtf8(a: string, b: string): number {
+  const x = encoder.encode(a);
+  const y = encoder.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] - y[i];
+  }
+  return x.length - y.length;
+}
+
+/**
+ * Writes events through the real write path, `apply_scores`, as the writers
+ * do: each student always on the same writer, in stream order, one row per
+ * (student, exam) in each call.
+ */
+export async function applyEvents(
+  db: Kysely<Database>,
+  events: ScoreEvent[],
+  { writers = 2, batch = 100 } = {},
+): Promise<void> {
+  for (let start = 0; start < events.length; start += batch) {
+    const perWriter = new Map<number, Map<string, ScoreEvent>>();
+    for (const event of events.slice(start, start + batch)) {
+      const writer = [...event[0]].reduce((h, ch) => (h * 31 + ch.codePointAt(0)!) >>> 0, 7) %
+        writers;
+      if (!perWriter.has(writer)) perWriter.set(writer, new Map());
+      const rows = perWriter.get(writer)!;
+      const key = `${event[1]} ${event[0]}`;
+      rows.delete(key);
+      rows.set(key, event);
+    }
+    for (const [writer, rows] of perWriter) {
+      const list = [...rows.values()];
+      await sql`SELECT apply_scores(
+        ${writer}::int2, ${list.map((e) => e[0])}::text[], ${list.map((e) => e[1])}::int4[],
+        ${list.map((e) => e[2])}::float8[], ${[]}::text[], ${[]}::text[], ${[]}::text[])`
+        .execute(db);
+    }
+  }
+}
+
+/** A seeded database and an API over it; disposing it drops the database. */
+export interface ApiFixture extends AsyncDisposable {
+  app: ReturnType<typeof createApi>;
+  database: TestDatabase;
+  events: ScoreEvent[];
+  scores: Map<string, Map<number, number>>;
+  logs: LogEntry[];
+  /** GET `path` and parse the JSON body, asserting nothing. */
+  get(path: string, init?: RequestInit): Promise<{ status: number; body: unknown; res: Response }>;
+}
+
+export async function createApiFixture(
+  kind: TestDatabaseKind,
+  options: Partial<ApiOptions> = {},
+  events: ScoreEvent[] = seedEvents(),
+): Promise<ApiFixture> {
+  const database = await createTestDatabase(kind);
+  await applyEvents(database.db, events);
+  const logs: LogEntry[] = [];
+  const app = createApi({
+    queries: createQueries(database.db),
+    ready: () => isMigrated(database.db),
+    log: (entry) => logs.push(entry),
+    ...options,
+  });
+  return {
+    app,
+    database,
+    events,
+    scores: finalScores(events),
+    logs,
+    async get(path, init) {
+      const res = await app.request(path, init);
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // not JSON: the raw text is the body
+      }
+      return { status: res.status, body, res };
+    },
+    [Symbol.asyncDispose]: () => database.close(),
+  };
+}
+
+/** A path segment for a studentId, percent-encoded. */
+export const seg = (s: string | number) => encodeURIComponent(String(s));
+
+/** Whether two averages agree; running sums may differ from a fresh sum in the last bits. */
+export function close(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-12;
+}

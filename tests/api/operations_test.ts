@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { createApi, type IngestSnapshot } from "../../api/mod.ts";
+import { type Queries, ReadError } from "../../db/mod.ts";
+import { databaseKinds } from "../_db.ts";
+import { createApiFixture } from "./_fixture.ts";
+
+function snapshot(overrides: Partial<IngestSnapshot> = {}): IngestSnapshot {
+  return {
+    state: "streaming",
+    received: 1200,
+    applied: 1150,
+    rejected: 30,
+    rejectedByReason: { "score out of range": 20, 'bad "json"\n': 10 },
+    ignored: 20,
+    reconnects: 2,
+    lastEventId: "evt-1199",
+    lagMs: 12.5,
+    checkpointAgeMs: 250,
+    queueDepth: [3, 0],
+    batchSize: { buckets: [1, 10, 100], counts: [2, 5, 3], sum: 420, count: 11 },
+    commitLatencyMs: { buckets: [1, 5, 25], counts: [4, 6, 1], sum: 40, count: 11 },
+    ...overrides,
+  };
+}
+
+/** Queries whose every method fails as the database would when it is down. */
+const downQueries = new Proxy({} as Queries, {
+  get: () => () => Promise.reject(new ReadError("unavailable")),
+});
+
+for (const kind of databaseKinds) {
+  Deno.test(`operational routes (${kind} database)`, async (t) => {
+    await using fx = await createApiFixture(kind, { stats: { snapshot: () => snapshot() } });
+
+    await t.step("GET /stats counts students, exams and results and reports ingest", async () => {
+      const { status, body, res } = await fx.get("/stats");
+      assert.equal(status, 200);
+      assert.equal(res.headers.get("cache-control"), "no-store");
+      const exams = new Set([...fx.scores.values()].flatMap((m) => [...m.keys()]));
+      const results = [...fx.scores.values()].reduce((n, m) => n + m.size, 0);
+      const { batchSize: _b, commitLatencyMs: _c, ...ingest } = snapshot();
+      assert.deepEqual(body, { students: fx.scores.size, exams: exams.size, results, ingest });
+    });
+
+    await t.step("GET /readyz answers 200 when the database answers and is migrated", async () => {
+      const { status, body } = await fx.get("/readyz");
+      assert.equal(status, 200);
+      assert.deepEqual(body, { status: "ready" });
+    });
+
+    await t.step("GET /healthz answers 200", async () => {
+      assert.deepEqual((await fx.get("/healthz")).body, { status: "ok" });
+    });
+
+    await t.step(
+      "GET /metrics labels request durations by route pattern, not by raw path",
+      async () => {
+        await fx.get("/students/a");
+        await fx.get("/exams/7");
+        await fx.get("/exams/7.5");
+        await fx.get("/no/such/route");
+        const { status, body, res } = await fx.get("/metrics");
+        assert.equal(status, 200);
+        assert.match(res.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+        const text = body as string;
+        assert.match(
+          text,
+          /scorestream_http_request_duration_seconds_count\{method="GET",route="\/students\/\{studentId\}",status="200"\} [1-9]/,
+        );
+        assert.match(text, /route="\/exams\/\{exam\}",status="400"/);
+        assert.match(text, /route="unmatched",status="404"/);
+        assert.doesNotMatch(text, /route="\/students\/a"|\/exams\/7\.5|\/no\/such/);
+      },
+    );
+
+    await t.step("GET /metrics exports ingest counters, queue depth and histograms", async () => {
+      const text = (await fx.get("/metrics")).body as string;
+      for (
+        const line of [
+          "scorestream_ingest_events_received_total 1200",
+          "scorestream_ingest_events_applied_total 1150",
+          'scorestream_ingest_events_rejected_total{reason="score out of range"} 20',
+          'scorestream_ingest_events_rejected_total{reason="bad \\"json\\"\\n"} 10',
+          "scorestream_ingest_events_ignored_total 20",
+          "scorestream_ingest_reconnects_total 2",
+          "scorestream_ingest_lag_seconds 0.0125",
+          "scorestream_ingest_checkpoint_age_seconds 0.25",
+          'scorestream_writer_queue_depth{writer="0"} 3',
+          'scorestream_writer_queue_depth{writer="1"} 0',
+          'scorestream_writer_batch_size_bucket{le="10"} 7',
+          'scorestream_writer_batch_size_bucket{le="+Inf"} 11',
+          "scorestream_writer_batch_size_sum 420",
+          'scorestream_writer_commit_latency_seconds_bucket{le="0.005"} 10',
+          "scorestream_writer_commit_latency_seconds_sum 0.04",
+          'scorestream_ingest_state{state="streaming"} 1',
+          "# TYPE scorestream_writer_commit_latency_seconds histogram",
+        ]
+      ) {
+        assert.ok(text.split("\n").includes(line), `missing: ${line}`);
+      }
+      assert.match(text, /^process_resident_memory_bytes \d+$/m);
+    });
+
+    await t.step(
+      "access logs are JSON-ready entries with request id, route pattern and status",
+      () => {
+        const entry = fx.logs.find((e) => e.msg === "request" && e.path === "/students/a")!;
+        assert.equal(entry.route, "/students/{studentId}");
+        assert.equal(entry.status, 200);
+        assert.equal(entry.level, "info");
+        assert.equal(typeof entry.requestId, "string");
+        assert.equal(typeof entry.durationMs, "number");
+        assert.doesNotThrow(() => JSON.stringify(entry));
+      },
+    );
+  });
+}
+
+Deno.test("GET /stats reports null counts and still reports ingest while the database is down", async () => {
+  const app = createApi({
+    queries: downQueries,
+    ready: () => Promise.resolve(false),
+    stats: { snapshot: () => snapshot({ state: "backoff" }) },
+  });
+  const res = await app.request("/stats");
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.students, null);
+  assert.equal(body.results, null);
+  assert.equal(body.ingest.state, "backoff");
+});
+
+Deno.test("GET /stats reports ingest as null on an instance that does not ingest", async () => {
+  const queries = { totals: () => Promise.resolve({ students: 1, exams: 2, results: 3 }) };
+  const app = createApi({ queries: queries as Queries, ready: () => Promise.resolve(true) });
+  assert.deepEqual(await (await app.request("/stats")).json(), {
+    students: 1,
+    exams: 2,
+    results: 3,
+    ingest: null,
+  });
+});
+
+Deno.test("GET /stats reads the counts at most once per statsCacheMs", async () => {
+  let reads = 0;
+  const queries = {
+    totals: () => Promise.resolve({ students: ++reads, exams: 0, results: 0 }),
+  };
+  const app = createApi({
+    queries: queries as Queries,
+    ready: () => Promise.resolve(true),
+    statsCacheMs: 60_000,
+  });
+  await Promise.all([app.request("/stats"), app.request("/stats"), app.request("/stats")]);
+  assert.equal((await (await app.request("/stats")).json()).students, 1);
+  assert.equal(reads, 1);
+});
+
+Deno.test("GET /readyz answers 503 problem+json when not ready, when the check fails or hangs", async () => {
+  const never = () => new Promise<boolean>(() => {});
+  for (
+    const ready of [
+      () => Promise.resolve(false),
+      () => Promise.reject(new Error("connect ECONNREFUSED")),
+      never,
+    ]
+  ) {
+    const app = createApi({ queries: downQueries, ready, readyTimeoutMs: 50 });
+    const res = await app.request("/readyz");
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("content-type"), "application/problem+json");
+    const body = await res.text();
+    assert.doesNotMatch(body, /ECONNREFUSED/);
+  }
+});
+
+Deno.test("GET /healthz answers 200 even while the database is down", async () => {
+  const app = createApi({ queries: downQueries, ready: () => Promise.resolve(false) });
+  assert.equal((await app.request("/healthz")).status, 200);
+});
+
+Deno.test("GET /metrics works without an ingest source", async () => {
+  const app = createApi({ queries: downQueries, ready: () => Promise.resolve(false) });
+  const text = await (await app.request("/metrics")).text();
+  assert.match(text, /# TYPE scorestream_http_request_duration_seconds histogram/);
+  assert.doesNotMatch(text, /scorestream_ingest_/);
+});
