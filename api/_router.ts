@@ -5,6 +5,7 @@ import type { RequestIdVariables } from "hono/request-id";
 import type { JSONParsed } from "hono/utils/types";
 import type { JsonText, Versioned } from "../db/mod.ts";
 import { Problem } from "./_schemas.ts";
+import type { ResponseCache } from "./response_cache.ts";
 
 export type ApiEnv = { Variables: RequestIdVariables };
 
@@ -48,27 +49,36 @@ type NotModified = TypedResponse<Record<never, never>, 304, string>;
 
 /**
  * Answers a student's or an exam's page with an ETag made of the version of
- * its aggregate row(s), and a conditional request with a 304 after reading
- * only that version, a cheap primary-key lookup.
+ * its aggregate row(s). When a conditional request or a cached body is at hand,
+ * it first reads only that version, a cheap primary-key lookup: a matching
+ * If-None-Match gets a 304, a cached body of that version is sent again, and
+ * only otherwise is the page read.
  */
 export async function versioned<T>(
   c: Context,
+  cache: ResponseCache,
   { version, read, missing }: {
     version: () => Promise<string | null>;
     read: () => Promise<Versioned<T> | null>;
     missing: string;
   },
 ): Promise<TypedResponse<JSONParsed<T>, 200, "json"> | NotModified> {
+  const url = c.req.url;
+  const key = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+  const cached = cache.get(key) as Versioned<T> | undefined;
   const ifNoneMatch = c.req.header("If-None-Match");
-  if (ifNoneMatch) {
+  if (cached || ifNoneMatch) {
     const current = await version();
-    if (current !== null && etagMatches(ifNoneMatch, etag(current))) {
-      const headers = { ETag: etag(current), "Cache-Control": "no-cache" };
+    if (current === null) throw new HTTPException(404, { message: missing });
+    const headers = { ETag: etag(current), "Cache-Control": "no-cache" };
+    if (ifNoneMatch && etagMatches(ifNoneMatch, headers.ETag)) {
       return c.body(null, 304, headers) as unknown as NotModified;
     }
+    if (cached?.version === current) return jsonText(c, cached.body, headers);
   }
   const found = await read();
   if (!found) throw new HTTPException(404, { message: missing });
+  cache.set(key, found);
   return jsonText(c, found.body, { ETag: etag(found.version), "Cache-Control": "no-cache" });
 }
 

@@ -15,6 +15,7 @@ import type { IngestStatsSource } from "./ingest_stats.ts";
 import { createHttpMetrics } from "./metrics.ts";
 import { operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
+import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
 
 /** One structured log line; the caller decides where it goes. */
@@ -40,6 +41,11 @@ export interface ApiOptions {
   maxUrlLength?: number;
   /** How long /stats reuses its counts. */
   statsCacheMs?: number;
+  /**
+   * Characters of student and exam bodies kept for reuse while their version
+   * holds (0 turns it off). Each reuse still reads the version from the database.
+   */
+  responseCacheChars?: number;
 }
 
 /**
@@ -56,6 +62,7 @@ export function createApi({
   readyTimeoutMs = 2_000,
   maxUrlLength = 4096,
   statsCacheMs = 1_000,
+  responseCacheChars = 32 << 20,
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();
   const app = createRouter();
@@ -101,8 +108,9 @@ export function createApi({
   ));
   app.use(compress());
 
-  app.route("/", studentRoutes({ queries }));
-  app.route("/", examRoutes({ queries }));
+  const cache = createResponseCache(responseCacheChars);
+  app.route("/", studentRoutes({ queries, cache }));
+  app.route("/", examRoutes({ queries, cache }));
   app.route(
     "/",
     operationRoutes({ queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics }),

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
+import type { ResponseCache } from "./response_cache.ts";
 import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
 import {
   examCursor,
@@ -22,7 +23,7 @@ const unknownExam = problemResponse("No such exam.");
 const noSuchExam = () => new HTTPException(404, { message: "No exam has this number" });
 
 /** `/exams`, `/exams/{exam}` and what else is asked of one exam. */
-export function examRoutes({ queries }: { queries: Queries }) {
+export function examRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
   return createRouter()
     .openapi(
       createRoute({
@@ -63,7 +64,7 @@ export function examRoutes({ queries }: { queries: Queries }) {
       (c) => {
         const { exam } = c.req.valid("param");
         const { after, limit = 1000 } = c.req.valid("query");
-        return versioned(c, {
+        return versioned(c, cache, {
           version: () => queries.examVersion(exam),
           read: () => queries.exam(exam, { after, limit }),
           missing: "No exam has this number",

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
+import type { ResponseCache } from "./response_cache.ts";
 import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
 import {
   examCursor,
@@ -17,7 +18,7 @@ const badRequest = problemResponse("A malformed parameter.");
 const unknownStudent = problemResponse("No such student.");
 
 /** `/students`, `/students/{studentId}` and what else is asked of one student. */
-export function studentRoutes({ queries }: { queries: Queries }) {
+export function studentRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
   return createRouter()
     .openapi(
       createRoute({
@@ -59,7 +60,7 @@ export function studentRoutes({ queries }: { queries: Queries }) {
       (c) => {
         const { studentId } = c.req.valid("param");
         const { after, limit = 1000 } = c.req.valid("query");
-        return versioned(c, {
+        return versioned(c, cache, {
           version: () => queries.studentVersion(studentId),
           read: () => queries.student(studentId, { after, limit }),
           missing: "No student has this studentId",

@@ -174,6 +174,23 @@ for (const kind of databaseKinds) {
     );
 
     await t.step(
+      "GET /exams/{exam} never serves a reused body once the exam has changed",
+      async () => {
+        const read = async () => (await fx.get("/exams/1559")).body as ExamResults;
+        const before = await read();
+        assert.deepEqual(await read(), before);
+        await applyEvents(fx.database.db, [["Student_1", 1559, 0.999], ["newcomer", 1559, 0.5]]);
+        const after = await read();
+        assert.equal(after.count, before.count + 1);
+        assert.equal(after.results.find((r) => r.studentId === "Student_1")!.score, 0.999);
+        assert.ok(after.results.some((r) => r.studentId === "newcomer"));
+        byExam.get(1559)!.set("Student_1", 0.999).set("newcomer", 0.5);
+        fx.scores.get("Student_1")!.set(1559, 0.999);
+        fx.scores.set("newcomer", new Map([[1559, 0.5]]));
+      },
+    );
+
+    await t.step(
       "GET /exams/{exam}/histogram counts scores in equal bins, a score of 1 in the last",
       async () => {
         const scores = [...byExam.get(1)!.values()];
