@@ -66,6 +66,13 @@ export function createApi({
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();
   const app = createRouter();
+  const emit = (entry: LogEntry) => {
+    try {
+      log(entry);
+    } catch {
+      // A failing logger must not fail the response it describes.
+    }
+  };
 
   app.use(requestId());
   app.use(async function observe(c, next) {
@@ -75,7 +82,7 @@ export function createApi({
     const route = routeLabel(c);
     const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
     httpMetrics.observe({ method, route, status: c.res.status }, ms / 1000);
-    log({
+    emit({
       level: c.res.status >= 500 ? "error" : "info",
       msg: "request",
       time: new Date().toISOString(),
@@ -126,7 +133,7 @@ export function createApi({
         : "The database is unavailable";
       return problem(c, 503, detail, { "Retry-After": "1" });
     }
-    log({
+    emit({
       level: "error",
       msg: "request failed",
       time: new Date().toISOString(),

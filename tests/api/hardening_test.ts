@@ -150,3 +150,16 @@ Deno.test("HEAD answers like GET without a body; other methods answer 404 proble
     await res.body?.cancel();
   }
 });
+
+Deno.test("a logger that throws does not fail the response", async () => {
+  const app = createApi({
+    queries: fakeQueries(),
+    ready,
+    log: () => {
+      throw new Error("disk full");
+    },
+  });
+  const res = await app.request("/students");
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+});
