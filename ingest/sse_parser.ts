@@ -31,11 +31,11 @@ const NINE = 57;
  * connection. It strips no byte order mark, because decoding (`TextDecoderStream`)
  * already strips exactly one; a second one is part of the first field name.
  *
- * Unlike the WHATWG algorithm, the last event id buffer is committed to
- * {@linkcode SseParser.lastEventId} only when its block ends with a blank line, so the
- * id of a block cut off by the end of the stream is never taken. (WHATWG also only
- * updates the EventSource's last event id string at dispatch; this makes that the
- * parser's observable state.)
+ * As the WHATWG EventSource's last event id string, {@linkcode SseParser.lastEventId}
+ * changes only when a block ends with a blank line (with or without data), so the id
+ * of a block cut off by the end of the stream is never taken. Unlike a fresh WHATWG
+ * parse, a parser starts from the last event id it is given, so that ids carry over
+ * reconnections.
  *
  * Memory is bounded: a block whose non-comment lines, plus any pending partial line,
  * exceed `maxEventChars` UTF-16 code units (line terminators not counted) makes
