@@ -1,0 +1,128 @@
+import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
+
+const root = new URL("../", import.meta.url);
+
+/** The permission flags of `deno task start`, so tests run the service as users do. */
+async function startFlags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const words: string[] = config.tasks.start.split(/\s+/);
+  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+}
+
+async function freePort(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** The real service in a child process, as `deno task start` runs it. */
+export interface Service {
+  url: string;
+  /** Everything it printed so far. */
+  output(): string;
+  json<T = Record<string, unknown>>(path: string): Promise<T>;
+  /** Polls /stats until `done` holds or `timeoutMs` passes (then throws). */
+  waitFor(done: (stats: Stats) => boolean, timeoutMs?: number): Promise<Stats>;
+  /** Sends a signal and waits for the exit. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** The body of GET /stats. */
+export interface Stats {
+  students: number;
+  exams: number;
+  results: number;
+  ingest: {
+    state: string;
+    received: number;
+    applied: number;
+    rejected: number;
+    ignored: number;
+    lastEventId: string | null;
+    reconnects: number;
+    [key: string]: unknown;
+  };
+}
+
+/** Starts main.ts with the given environment on a free port and waits for /healthz. */
+export async function startService(env: Record<string, string>): Promise<Service> {
+  const port = await freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...await startFlags(), "main.ts"],
+    cwd: root,
+    env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
+  };
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((s) => exited = s);
+
+  const service: Service = {
+    url,
+    output: () => output,
+    async json<T>(path: string) {
+      const response = await fetch(`${url}${path}`);
+      if (!response.ok) {
+        throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+      }
+      return await response.json() as T;
+    },
+    async waitFor(done, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: Stats | undefined;
+      while (Date.now() < deadline) {
+        if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
+        try {
+          last = await service.json<Stats>("/stats");
+          if (done(last)) return last;
+        } catch { /* not up yet, or the database is away */ }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}\n${output.slice(-4000)}`);
+    },
+    async stop(signal = "SIGTERM") {
+      if (!exited) {
+        try {
+          child.kill(signal);
+        } catch { /* already gone */ }
+      }
+      const status = await child.status;
+      await collected;
+      return status;
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return service;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await service.stop("SIGKILL");
+  throw new Error(`The service did not start:\n${output}`);
+}
+
+/** The demo feed served on a loopback port, as an external SCORES_URL. */
+export function serveFeed(options: DemoFeedOptions) {
+  const handler = createDemoFeed(options);
+  const requests: Request[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    requests.push(request);
+    return handler(request);
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/scores`,
+    requests,
+    close: () => server.shutdown(),
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
