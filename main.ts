@@ -180,7 +180,7 @@ async function main(config: Config) {
     const demo = config.scoresUrl ? undefined : createDemoFeed({ rate: config.demoRate });
     ingest = consumeFeed({
       url: config.scoresUrl ?? "http://demo.invalid/scores",
-      fetch: demo && ((input, init) => Promise.resolve(demo(new Request(input, init)))),
+      fetch: demo && fetchFrom(demo),
       lastEventId: checkpoint,
       signal: shutdown.signal,
       maxEventBytes: config.maxEventBytes,
@@ -220,6 +220,17 @@ async function migrateWithRetry(db: Kysely<Database>, signal: AbortSignal) {
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
+}
+
+/** A `fetch` answered by a handler in this process; aborting the request ends the body. */
+function fetchFrom(handler: (request: Request) => Response): typeof fetch {
+  return (input, init) => {
+    const request = new Request(input, init);
+    const response = handler(request);
+    if (!response.body) return Promise.resolve(response);
+    const body = response.body.pipeThrough(new TransformStream(), { signal: request.signal });
+    return Promise.resolve(new Response(body, response));
+  };
 }
 
 function aborted(signal: AbortSignal): Promise<void> {
