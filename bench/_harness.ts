@@ -1,0 +1,243 @@
+// What every end-to-end benchmark needs: the machine it ran on, a throwaway
+// database, the real service in a child process (as `deno task start` runs it),
+// and the demo feed on a loopback port.
+import postgres from "postgres";
+import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
+
+const root = new URL("../", import.meta.url);
+
+/** The admin connection string; override with BENCH_ADMIN_URL. */
+export const ADMIN_URL = Deno.env.get("BENCH_ADMIN_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** One line each: cores, CPU model, memory, Deno, Postgres, and the command. */
+export async function describeMachine(command: string): Promise<string> {
+  // Deno grants /proc only with --allow-all; `cat` needs just --allow-run=cat.
+  const cpuinfo = await run("cat", ["/proc/cpuinfo"]);
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
+  const memKb = Deno.systemMemoryInfo().total / 1024;
+  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const [{ version }] = await sql<{ version: string }[]>`SELECT version()`;
+  const settings = await sql<{ name: string; setting: string }[]>`
+    SELECT name, setting FROM pg_settings
+    WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'wal_level', 'max_wal_size')
+    ORDER BY name`;
+  await sql.end();
+  return [
+    `machine: ${navigator.hardwareConcurrency} cores (nproc), ${model}, ` +
+    `${(memKb / 1024 / 1024).toFixed(1)} GiB RAM`,
+    `deno ${Deno.version.deno}; ${version.split(" on ")[0]}; ` +
+    settings.map((s) => `${s.name}=${s.setting}`).join(" "),
+    `command: ${command}`,
+  ].join("\n");
+}
+
+/** A fresh database, dropped (with its connections) by `drop()`. */
+export async function createBenchDb(name: string) {
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** The body of GET /stats, as far as the benchmarks read it. */
+export interface Stats {
+  students: number;
+  exams: number;
+  results: number;
+  ingest: { applied: number; received: number; lastEventId: string | null; lagMs: number | null };
+}
+
+/** The service in a child process. */
+export interface Service {
+  url: string;
+  pid: number;
+  stats(): Promise<Stats>;
+  /** Peak resident set of the process (VmHWM), in bytes. */
+  peakRss(): Promise<number>;
+  /** SIGTERM, then the exit status; its output is printed if it failed. */
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Starts main.ts with the flags of `deno task start` and waits for /healthz. */
+export async function startService(
+  env: Record<string, string>,
+  extraFlags: string[] = [],
+): Promise<Service> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const words: string[] = config.tasks.start.split(/\s+/);
+  const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+  const port = await freePort();
+  const child = new Deno.Command("deno", {
+    args: ["run", ...flags, ...extraFlags, "main.ts"],
+    cwd: root,
+    env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      output = (output + decoder.decode(chunk, { stream: true })).slice(-20_000);
+    }
+  };
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited = false;
+  child.status.then(() => exited = true);
+  const url = `http://127.0.0.1:${port}`;
+  const service: Service = {
+    url,
+    pid: child.pid,
+    async stats() {
+      const response = await fetch(`${url}/stats`);
+      return await response.json();
+    },
+    async peakRss() {
+      const status = await run("cat", [`/proc/${child.pid}/status`]);
+      return Number(status.match(/^VmHWM:\s*(\d+) kB/m)?.[1] ?? NaN) * 1024;
+    },
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const status = await child.status;
+      await collected;
+      if (!status.success && status.signal !== "SIGTERM") {
+        console.error(`service exited with ${status.code}:\n${output.slice(-4000)}`);
+      }
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`The service exited:\n${output}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return service;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`The service did not start:\n${output}`);
+}
+
+/**
+ * The demo feed on a loopback port. `firstByteAt` is the performance.now() at
+ * which the first chunk of the first response was handed to the socket;
+ * `sentAt(index)` when the chunk holding event `index` was (for paced feeds).
+ */
+export function serveFeed(options: DemoFeedOptions) {
+  const handler = createDemoFeed(options);
+  let firstByteAt: number | undefined;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const response = handler(request);
+    const body = response.body!.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          firstByteAt ??= performance.now();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(body, response);
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/scores`,
+    firstByteAt: () => firstByteAt,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Polls until `done` holds; returns performance.now() of the poll that saw it. */
+export async function pollUntil(
+  service: Service,
+  done: (stats: Stats) => boolean,
+  { everyMs = 10, timeoutMs = 600_000 } = {},
+): Promise<{ at: number; stats: Stats }> {
+  const deadline = performance.now() + timeoutMs;
+  let last: Stats | undefined;
+  while (performance.now() < deadline) {
+    try {
+      last = await service.stats();
+      if (done(last)) return { at: performance.now(), stats: last };
+    } catch { /* busy or restarting */ }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}`);
+}
+
+/** Runs a command, returns its stdout; throws with stderr when it fails. */
+export async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const { success, stdout, stderr } = await child.output();
+  const text = new TextDecoder().decode(stdout);
+  if (!success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(stderr)}`);
+  }
+  return text;
+}
+
+export const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** What one run of the demo feed through the service measured. */
+export interface IngestRun {
+  events: number;
+  /** From the feed's first byte to the /stats poll that saw every event committed. */
+  seconds: number;
+  peakRss: number;
+  stats: Stats;
+}
+
+/**
+ * Feeds `events` demo events at full speed (rate 0) from this process into a
+ * fresh service on `databaseUrl`, and waits until all are committed and the
+ * checkpoint is at the last one.
+ */
+export async function ingestDemo(
+  { databaseUrl, events, seed = 1, writers, serviceFlags = [] }: {
+    databaseUrl: string;
+    events: number;
+    seed?: number;
+    writers?: number;
+    serviceFlags?: string[];
+  },
+): Promise<IngestRun> {
+  const feed = serveFeed({ seed, rate: 0, total: events });
+  const env: Record<string, string> = { DATABASE_URL: databaseUrl, SCORES_URL: feed.url };
+  if (writers !== undefined) env.WRITERS = String(writers);
+  const service = await startService(env, serviceFlags);
+  try {
+    const last = String(events - 1);
+    // The last commit is when every event is applied; the checkpoint follows it.
+    const { at } = await pollUntil(service, (s) => s.ingest.applied >= events);
+    const { stats } = await pollUntil(service, (s) => s.ingest.lastEventId === last);
+    const peakRss = await service.peakRss();
+    return { events, seconds: (at - feed.firstByteAt()!) / 1000, peakRss, stats };
+  } finally {
+    await service.stop();
+    await feed.close();
+  }
+}

@@ -1,0 +1,70 @@
+// deno task bench:ingest [--events 1000000] [--writers N] [--seed 1]
+//
+// The demo feed at full speed, served from this process (a separate process from
+// the service), into the real service against a real Postgres; then, in the same
+// run and database, a bare COPY of the same final rows as the baseline.
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { createBenchDb, describeMachine, fmt, ingestDemo, run } from "./_harness.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    events: { type: "string", default: "1000000" },
+    writers: { type: "string" },
+    seed: { type: "string", default: "1" },
+  },
+});
+const events = Number(values.events);
+const writers = values.writers === undefined ? undefined : Number(values.writers);
+
+console.log(await describeMachine(`deno task bench:ingest ${Deno.args.join(" ")}`.trim()));
+const db = await createBenchDb("scorestream_bench_ingest");
+const file = await Deno.makeTempFile({ prefix: "scorestream_copy_", suffix: ".tsv" });
+try {
+  const ingest = await ingestDemo({
+    databaseUrl: db.url,
+    events,
+    writers,
+    seed: Number(values.seed),
+  });
+
+  // The baseline: the same final rows, by studentId text as the feed names them,
+  // COPYed over the wire into a logged table keyed like results.
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  await sql`CREATE TABLE copy_baseline (
+    student_id text COLLATE "C" NOT NULL, exam int4 NOT NULL, score float8 NOT NULL,
+    PRIMARY KEY (student_id, exam))`;
+  await sql`CREATE INDEX copy_baseline_exam ON copy_baseline (exam, student_id)`;
+  await sql`CHECKPOINT`;
+  await run("psql", [
+    db.url,
+    "-qc",
+    `\\copy (SELECT s.name, r.exam, r.score FROM results r JOIN students s ON s.id = r.student ORDER BY r.exam, s.name) TO '${file}'`,
+  ]);
+  const started = performance.now();
+  await run("psql", [db.url, "-qc", `\\copy copy_baseline FROM '${file}'`]);
+  const copySeconds = (performance.now() - started) / 1000;
+  const [{ rows, results }] = await sql<{ rows: string; results: string }[]>`
+    SELECT (SELECT count(*) FROM copy_baseline) AS rows, (SELECT count(*) FROM results) AS results`;
+  await sql.end();
+
+  const eventsPerSecond = ingest.events / ingest.seconds;
+  const rowsPerSecond = Number(rows) / copySeconds;
+  const ratio = copySeconds / ingest.seconds;
+  console.log(`
+ingest (feed first byte -> last commit, ${writers ?? "default"} writers):
+  ${fmt(ingest.events)} events (${fmt(Number(results))} results) in ${fmt(ingest.seconds, 2)} s = ${
+    fmt(eventsPerSecond)
+  } events/s   target >= 150,000 (aim 200,000)
+  peak RSS of the service process (VmHWM): ${fmt(ingest.peakRss / 2 ** 20, 1)} MB   target < 200 MB
+baseline, same run: psql \\copy of the same ${fmt(Number(rows))} final rows into
+  copy_baseline (student_id text, exam) PK + index (exam, student_id), logged:
+  ${fmt(copySeconds, 2)} s = ${fmt(rowsPerSecond)} rows/s
+ratio (COPY time / ingest time for the same final state): ${
+    ratio.toFixed(2)
+  }   target >= 0.7 (aim 0.8)`);
+} finally {
+  await Deno.remove(file).catch(() => {});
+  await db.drop();
+}
