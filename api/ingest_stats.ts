@@ -13,7 +13,7 @@ export interface Histogram {
 
 /** The ingest side's counters at one moment; every count is since start-up. */
 export interface IngestSnapshot {
-  /** What the feed connection is doing, e.g. "connecting", "streaming", "backoff". */
+  /** What the feed connection is doing: "starting", "connecting", "open", "backoff", "stopped". */
   state: string;
   /** Events read from the feed, of every type. */
   received: number;
@@ -25,13 +25,13 @@ export interface IngestSnapshot {
   /** Events of other types than `score`. */
   ignored: number;
   reconnects: number;
-  /** The last SSE id received, opaque. */
+  /** The checkpoint: the last SSE id whose events, and all before, are committed. Opaque. */
   lastEventId: string | null;
   /** p99 over the last minute of the time from receiving an event to its commit. */
   lagMs: number | null;
   /** Time since the checkpoint last moved. */
   checkpointAgeMs: number | null;
-  /** Batches waiting in each writer's queue, by writer index. */
+  /** Events sent to each writer and not yet committed, by writer index. */
   queueDepth: number[];
   /** Events per committed batch. */
   batchSize: Histogram;
