@@ -115,7 +115,7 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
   metric(
     "scorestream_writer_queue_depth",
     "gauge",
-    "Batches waiting in each writer's queue.",
+    "Events sent to each writer and not yet committed.",
     s.queueDepth.map((depth, writer) =>
       sample("scorestream_writer_queue_depth", { writer: String(writer) }, depth)
     ).join(""),
