@@ -9,7 +9,7 @@ async function startFlags(): Promise<string[]> {
   return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -47,7 +47,7 @@ export interface Stats {
 
 /** Starts main.ts with the given environment on a free port and waits for /healthz. */
 export async function startService(env: Record<string, string>): Promise<Service> {
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...await startFlags(), "main.ts"],
     cwd: root,
