@@ -67,7 +67,7 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -82,7 +82,7 @@ export async function startService(
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
   const words: string[] = config.tasks.start.split(/\s+/);
   const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command("deno", {
     args: ["run", ...flags, ...extraFlags, "main.ts"],
     cwd: root,
