@@ -2,4 +2,4 @@ export { type Checkpointer, createCheckpointer } from "./checkpointer.ts";
 export { createDemoFeed } from "./demo_feed.ts";
 export { createRouter, type Router } from "./router.ts";
 export { consumeFeed, type FeedChunk, type FeedStatus } from "./sse_connection.ts";
-export { type IngestSnapshot, IngestStats } from "./stats.ts";
+export { IngestStats } from "./stats.ts";

@@ -1,29 +1,12 @@
-import { createHistogram, type Histogram, observe } from "./histogram.ts";
-
-/** What ingest reports about itself, for /stats and /metrics. */
-export interface IngestSnapshot {
-  state: string;
-  received: number;
-  applied: number;
-  rejected: number;
-  ignored: number;
-  rejectedByReason: Record<string, number>;
-  reconnects: number;
-  oversized: number;
-  writerRestarts: number;
-  writerRetries: number;
-  lastEventId: string | null;
-  /** p99 time from receiving an event to its commit, over the last minute. */
-  lagMs: number | null;
-  checkpointAgeMs: number | null;
-  queueDepth: number[];
-  batchSize: Histogram;
-  commitLatencyMs: Histogram;
-}
+import { createHistogram, observe } from "./histogram.ts";
 
 const LAG_WINDOW_MS = 60_000;
 
-/** Counters and distributions of the ingest pipeline. */
+/**
+ * Counters and distributions of the ingest pipeline. `snapshot()` has the
+ * shape of the API's `IngestSnapshot` (api/ingest_stats.ts documents each
+ * field); main.ts hands this object to the API, which type-checks the match.
+ */
 export class IngestStats {
   state = "starting";
   received = 0;
@@ -62,7 +45,7 @@ export class IngestStats {
     }
   }
 
-  snapshot(now = performance.now()): IngestSnapshot {
+  snapshot(now = performance.now()) {
     const recent = this.#lags.slice(this.#lagsStart).filter((l) => l.at >= now - LAG_WINDOW_MS)
       .map((l) => l.ms)
       .sort((a, b) => a - b);
