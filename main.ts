@@ -18,7 +18,6 @@ import {
   createDemoFeed,
   createRouter,
   IngestStats,
-  type Router,
 } from "./ingest/mod.ts";
 import { startWriters } from "./workers/mod.ts";
 
@@ -32,8 +31,8 @@ export interface Config {
   port: number;
   host: string;
   writers: number;
-  /** `all` ingests and serves; `api` only serves; `ingest` only ingests (and serves health). */
-  role: "all" | "api" | "ingest";
+  /** `all` ingests and serves; `api` only serves, for replicas next to one ingesting instance. */
+  role: "all" | "api";
   /** Events per second of the built-in feed. */
   demoRate: number;
   maxEventBytes: number;
@@ -77,8 +76,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     return n;
   };
   const role = get("role") ?? "all";
-  if (role !== "all" && role !== "api" && role !== "ingest") {
-    throw new RangeError(`Cannot parse ROLE "${role}": not one of all, api, ingest`);
+  if (role !== "all" && role !== "api") {
+    throw new RangeError(`Cannot parse ROLE "${role}": not one of all, api`);
   }
   return {
     scoresUrl: get("scores-url"),
@@ -117,8 +116,7 @@ async function main(config: Config) {
     statementTimeoutMs: 5_000,
     applicationName: "scorestream-api",
   });
-  const stats = new IngestStats(() => pool?.pending() ?? []);
-  let pool: ReturnType<typeof startWriters> | undefined;
+  const stats = config.role === "api" ? undefined : new IngestStats();
 
   const api = createApi({
     queries: createQueries(reader.db),
@@ -131,9 +129,7 @@ async function main(config: Config) {
     port: config.port,
     hostname: config.host,
     onListen: ({ hostname, port }) => {
-      const feed = config.role === "api"
-        ? "none (ROLE=api)"
-        : config.scoresUrl ?? "built-in demo feed";
+      const feed = stats ? config.scoresUrl ?? "built-in demo feed" : "none (ROLE=api)";
       const database = config.databaseUrl
         ? redact(config.databaseUrl)
         : `embedded PGlite in ${config.dataDir}/pglite`;
@@ -142,72 +138,84 @@ async function main(config: Config) {
   }, api.fetch);
 
   await migrateWithRetry(control.db, shutdown.signal);
+  const ingest = stats && !shutdown.signal.aborted
+    ? await startIngest({ config, databaseUrl, db: control.db, stats, signal: shutdown.signal })
+    : undefined;
 
-  let ingest: Promise<void> | undefined;
-  let router: Router | undefined;
-  let checkpointer: ReturnType<typeof createCheckpointer> | undefined;
-  if (config.role !== "api" && !shutdown.signal.aborted) {
-    const feedKey = config.scoresUrl ?? "builtin:demo";
-    const checkpoint = await loadCheckpoint(control.db, feedKey);
-    stats.lastEventId = checkpoint ?? null;
-    checkpointer = createCheckpointer({
-      db: control.db,
-      feed: feedKey,
-      log,
-      onSaved: (id) => {
-        stats.lastEventId = id;
-        stats.checkpointSavedAt = performance.now();
-      },
-    });
-    const routed = createRouter({
-      pool: pool = startWriters({
-        count: config.writers,
-        databaseUrl,
-        onAck: (_, ack) => routed.acked(ack),
-        onRetry: (writer, retry) => {
-          stats.writerRetries++;
-          log({ level: "warn", msg: "writer retrying", writer, ...retry });
-        },
-        onRestart: (writer, error) => {
-          stats.writerRestarts++;
-          log({ level: "error", msg: "writer died and was replaced", writer, error });
-        },
-      }),
-      stats,
-      onCommitted: (id) => checkpointer!.update(id),
-    });
-    router = routed;
-    const demo = config.scoresUrl ? undefined : createDemoFeed({ rate: config.demoRate });
-    ingest = consumeFeed({
-      url: config.scoresUrl ?? "http://demo.invalid/scores",
-      fetch: demo && fetchFrom(demo),
-      lastEventId: checkpoint,
-      signal: shutdown.signal,
-      maxEventBytes: config.maxEventBytes,
-      onChunk: (chunk) => routed.route(chunk),
-      onStatus: (status) => {
-        stats.state = status.state;
-        stats.reconnects = status.reconnects;
-        stats.oversized = status.oversized;
-      },
-      log,
-    });
-  }
-
-  await new Promise((resolve) =>
-    shutdown.signal.addEventListener("abort", resolve, { once: true })
-  );
+  await aborted(shutdown.signal);
   log({ level: "info", msg: "shutting down" });
-  const deadline = AbortSignal.timeout(8_000);
-  await ingest;
-  await Promise.race([router?.settled(), aborted(deadline)]);
-  await Promise.race([pool?.close(), aborted(deadline)]);
-  await checkpointer?.close(deadline);
+  await ingest?.stopped(AbortSignal.timeout(8_000));
   await server.shutdown();
   await Promise.all([control.close(), reader.close()]);
   await embedded?.close();
-  log({ level: "info", msg: "stopped", lastEventId: stats.lastEventId });
+  log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });
   Deno.exit(0);
+}
+
+/**
+ * Starts the writers, the router, the checkpointer and the feed connection,
+ * resuming from the stored checkpoint. Once `signal` aborts, `stopped()`
+ * waits for the feed reader to stop, the writers to commit what they were
+ * sent and the checkpoint to be stored, each no longer than `deadline` allows:
+ * whatever is not committed by then is replayed after the restart.
+ */
+async function startIngest({ config, databaseUrl, db, stats, signal }: {
+  config: Config;
+  databaseUrl: string;
+  db: Kysely<Database>;
+  stats: IngestStats;
+  signal: AbortSignal;
+}) {
+  const feedKey = config.scoresUrl ?? "builtin:demo";
+  const checkpoint = await loadCheckpoint(db, feedKey);
+  stats.lastEventId = checkpoint ?? null;
+  const checkpointer = createCheckpointer({
+    db,
+    feed: feedKey,
+    log,
+    onSaved: (id) => {
+      stats.lastEventId = id;
+      stats.checkpointSavedAt = performance.now();
+    },
+  });
+  const pool = startWriters({
+    count: config.writers,
+    databaseUrl,
+    onAck: (_, ack) => router.acked(ack),
+    onRetry: (writer, retry) => {
+      stats.writerRetries++;
+      log({ level: "warn", msg: "writer retrying", writer, ...retry });
+    },
+    onRestart: (writer, error) => {
+      stats.writerRestarts++;
+      log({ level: "error", msg: "writer died and was replaced", writer, error });
+    },
+  });
+  stats.queueDepth = () => pool.pending();
+  const router = createRouter({ pool, stats, onCommitted: (id) => checkpointer.update(id) });
+  const demo = config.scoresUrl ? undefined : createDemoFeed({ rate: config.demoRate });
+  const reading = consumeFeed({
+    url: config.scoresUrl ?? "http://demo.invalid/scores",
+    fetch: demo && fetchFrom(demo),
+    lastEventId: checkpoint,
+    signal,
+    maxEventBytes: config.maxEventBytes,
+    onChunk: (chunk) => router.route(chunk),
+    onStatus: (status) => {
+      stats.state = status.state;
+      stats.reconnects = status.reconnects;
+      stats.oversized = status.oversized;
+    },
+    log,
+  });
+  return {
+    async stopped(deadline: AbortSignal) {
+      await reading;
+      await Promise.race([router.settled(), aborted(deadline)]);
+      await Promise.race([pool.close(), aborted(deadline)]);
+      await checkpointer.close(deadline);
+    },
+  };
 }
 
 async function migrateWithRetry(db: Kysely<Database>, signal: AbortSignal) {
@@ -258,5 +266,10 @@ if (import.meta.main) {
     console.error(error instanceof Error ? error.message : error);
     Deno.exit(2);
   }
-  await main(config);
+  try {
+    await main(config);
+  } catch (error) {
+    log({ level: "error", msg: `Cannot run scorestream: ${describeError(error)}` });
+    Deno.exit(1);
+  }
 }

@@ -12,7 +12,11 @@ export interface EmbeddedPostgres {
 export async function startEmbeddedPostgres(
   { dataDir }: { dataDir: string },
 ): Promise<EmbeddedPostgres> {
-  if (!dataDir.startsWith("memory://")) await Deno.mkdir(dataDir, { recursive: true });
+  let lock: Deno.FsFile | undefined;
+  if (!dataDir.startsWith("memory://")) {
+    await Deno.mkdir(dataDir, { recursive: true });
+    lock = await lockDirectory(dataDir);
+  }
   const worker = new Worker(new URL("./_embedded_worker.ts", import.meta.url), { type: "module" });
   const reply = () =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -32,6 +36,23 @@ export async function startEmbeddedPostgres(
       worker.postMessage({ close: true });
       await closed;
       worker.terminate();
+      lock?.close();
     },
   };
+}
+
+/** Two PGlite instances on one directory would corrupt it: hold a lock on it. */
+async function lockDirectory(dataDir: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(`${dataDir}/scorestream.lock`, { create: true, write: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const locked = await Promise.race([
+    file.lock(true).then(() => true),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 2_000)),
+  ]);
+  clearTimeout(timer);
+  if (!locked) {
+    file.close();
+    throw new Error(`Cannot use ${dataDir}: another process holds its lock`);
+  }
+  return file;
 }

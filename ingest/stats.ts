@@ -24,7 +24,8 @@ export class IngestStats {
   #lags: { at: number; ms: number }[] = [];
   #lagsStart = 0;
 
-  constructor(private readonly queueDepth: () => number[] = () => []) {}
+  /** Events pending per writer; set once the writers run. */
+  queueDepth: () => number[] = () => [];
 
   reject(reason: string, count = 1): void {
     this.rejectedByReason[reason] = (this.rejectedByReason[reason] ?? 0) + count;

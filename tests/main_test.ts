@@ -35,6 +35,6 @@ Deno.test("parseConfig() treats an empty variable as unset", () => {
 Deno.test("parseConfig() rejects malformed values, naming the setting", () => {
   assert.throws(() => parseConfig([], { PORT: "80x" }), /Cannot parse PORT "80x"/);
   assert.throws(() => parseConfig([], { WRITERS: "0" }), /Cannot parse WRITERS "0"/);
-  assert.throws(() => parseConfig([], { ROLE: "both" }), /Cannot parse ROLE "both"/);
+  assert.throws(() => parseConfig([], { ROLE: "ingest" }), /Cannot parse ROLE "ingest"/);
   assert.throws(() => parseConfig(["--nope"], {}), /nope/);
 });
