@@ -1,6 +1,7 @@
 import { Kysely } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
+import { describeError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
 /** How to reach Postgres. */
@@ -20,9 +21,14 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/**
+ * A Kysely instance over a postgres.js pool. Creating one also guards this realm
+ * (the main thread or a worker) against postgres.js's background errors.
+ */
 export function createDb(
   { url, max = 1, applicationName = "scorestream", statementTimeoutMs = 30_000 }: DbOptions,
 ): Db {
+  guardBackgroundErrors();
   const client = postgres(url, {
     max,
     onnotice: () => {},
@@ -36,3 +42,34 @@ export function createDb(
   const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
   return { db, close: () => db.destroy() };
 }
+
+let guarded = false;
+
+/**
+ * postgres.js (3.4) fetches the array types of every new connection in a promise
+ * nobody awaits. When the server closes such a connection, as a fast shutdown does
+ * to one it just accepted, that promise rejects unhandled, and the library then
+ * writes to the closed socket from a timer and throws: either would end the
+ * process, or the writer's worker. Both are connection failures that the queries
+ * waiting on the connection see and retry on their own, so they are logged, not
+ * fatal. Only errors raised inside postgres.js's connection code are caught.
+ */
+function guardBackgroundErrors() {
+  if (guarded) return;
+  guarded = true;
+  const guard = (error: unknown, event: Event) => {
+    if (!(error instanceof Error && POSTGRES_JS_CONNECTION.test(error.stack ?? ""))) return;
+    event.preventDefault();
+    console.warn(JSON.stringify({
+      time: new Date().toISOString(),
+      level: "warn",
+      msg: "postgres.js failed outside any query; its connection is replaced",
+      error: describeError(error),
+    }));
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => guard(event.reason, event));
+  globalThis.addEventListener("error", (event) => guard(event.error, event));
+}
+
+// A stack frame in postgres.js's src/connection.js, wherever the package is installed.
+const POSTGRES_JS_CONNECTION = /[/\\]postgres[/\\](?:[^/\\\s]+[/\\])?src[/\\]connection\.js:/;

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { createDb } from "../../db/mod.ts";
+
+const encoder = new TextEncoder();
+
+/** One backend message: a type byte, an int32 length, the body. */
+function message(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  new DataView(out.buffer).setInt32(1, 4 + body.length);
+  out.set(body, 5);
+  return out;
+}
+
+function int32(n: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setInt32(0, n);
+  return bytes;
+}
+
+/**
+ * A server that accepts every connection and then closes it as a fast shutdown does
+ * to a connection it just accepted: the first statement after start-up (postgres.js
+ * fetches the array types there) gets FATAL 57P01 and the socket closes.
+ */
+function startShuttingDownServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buffer = new Uint8Array(64 * 1024);
+        await conn.read(buffer); // StartupMessage
+        await conn.write(message("R", int32(0))); // AuthenticationOk
+        await conn.write(message("Z", encoder.encode("I"))); // ReadyForQuery
+        await conn.read(buffer);
+        const fields = "SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator " +
+          "command\0\0";
+        await conn.write(message("E", encoder.encode(fields)));
+      })().catch(() => {}).finally(() => {
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      });
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      listener.close();
+      for (const conn of conns) conn.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("createDb() survives a server that closes new connections during start-up, as a fast shutdown does", async () => {
+  const server = startShuttingDownServer();
+  const db = createDb({ url: `postgres://scorestream@127.0.0.1:${server.port}/scorestream` });
+  // Registered after createDb, so it sees what the guard in createDb left unhandled.
+  const unhandled: unknown[] = [];
+  const guarded: unknown[] = [];
+  const listener = (event: PromiseRejectionEvent) => {
+    (event.defaultPrevented ? guarded : unhandled).push(event.reason);
+    event.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", listener);
+  try {
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(sql`SELECT 1`.execute(db.db), "the query itself still fails");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(unhandled, [], "no connection error is left unhandled");
+    assert.ok(guarded.length > 0, "the server did make postgres.js reject in the background");
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", listener);
+    await Promise.race([db.close(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+    await server.close();
+  }
+});
+
+Deno.test("createDb() leaves unhandled rejections that are not postgres.js connection errors alone", async () => {
+  const db = createDb({ url: "postgres://scorestream@127.0.0.1:1/scorestream" });
+  const seen: boolean[] = [];
+  const listener = (event: PromiseRejectionEvent) => {
+    seen.push(event.defaultPrevented);
+    event.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", listener);
+  try {
+    const error = Object.assign(new Error("not from postgres.js"), { code: "CONNECTION_CLOSED" });
+    Promise.reject(error);
+    Promise.reject(new Error("a bug"));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(seen, [false, false]);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", listener);
+    await db.close();
+  }
+});
