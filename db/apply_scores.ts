@@ -17,18 +17,51 @@ export interface QuarantineRow {
 
 /**
  * Applies a writer's coalesced results and quarantined events in one statement,
- * hence one transaction and one round trip (the `apply_scores` function of
- * migration 0001). Applying the same rows again leaves the same state.
+ * hence one transaction and one round trip (the `apply_score_ids` function of
+ * migration 0002). Applying the same rows again leaves the same state.
+ *
+ * `keys` maps the studentIds this writer has seen committed to their 4-byte
+ * keys in the `students` dictionary: those are sent as keys, only the others
+ * as text, and their keys are added once the statement has committed. Keys are
+ * never reused (the dictionary is insert-only), so a cached key stays right.
  */
 export async function applyScores(
   db: Kysely<Database>,
   writer: number,
   { names, exams, scores }: ScoreColumns,
   quarantine: readonly QuarantineRow[],
+  keys: Map<string, number> = new Map(),
 ): Promise<void> {
-  await sql`SELECT apply_scores(
-    ${writer}::int2, ${names}::text[], ${exams}::int4[], ${scores}::float8[],
+  const students = new Int32Array(names.length);
+  const newNames: string[] = [];
+  const newIndex = new Map<string, number>();
+  for (let i = 0; i < names.length; i++) {
+    const key = keys.get(names[i]);
+    if (key !== undefined) {
+      students[i] = key;
+      continue;
+    }
+    let k = newIndex.get(names[i]);
+    if (k === undefined) {
+      k = newNames.push(names[i]);
+      newIndex.set(names[i], k);
+    }
+    students[i] = -k;
+  }
+  const { rows } = await sql<{ keys: number[] | null }>`SELECT apply_score_ids(
+    ${writer}::int2, ${newNames}::text[], ${numberArray(students)}::int4[],
+    ${numberArray(exams)}::int4[], ${numberArray(scores)}::float8[],
     ${quarantine.map((q) => q.eventId)}::text[], ${quarantine.map((q) => q.reason)}::text[],
     ${quarantine.map((q) => q.raw)}::text[]
-  )`.execute(db);
+  ) AS keys`.execute(db);
+  const added = rows[0]?.keys ?? [];
+  for (let k = 0; k < newNames.length && k < added.length; k++) keys.set(newNames[k], added[k]);
+}
+
+// An array literal as one string parameter: postgres.js would escape each
+// element of a number[] as text, and numbers need no escaping. Number#toString
+// is the shortest text that parses back to the same double, and float8in parses
+// it exactly, so scores survive the trip unchanged.
+function numberArray(values: ArrayLike<number>): string {
+  return `{${Array.prototype.join.call(values, ",")}}`;
 }

@@ -46,7 +46,7 @@ interface Columns {
  * returned promise holds the feed reader back: TCP backpressure, bounded memory.
  */
 export function createRouter(
-  { pool, stats, maxPendingEvents = 200_000, onCommitted }: RouterOptions,
+  { pool, stats, maxPendingEvents = 100_000, onCommitted }: RouterOptions,
 ): Router {
   const rounds: Round[] = [];
   const roundOf = new Map<number, Round>();

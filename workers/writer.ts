@@ -17,6 +17,8 @@ export interface WriterOptions {
   onRetry?(retry: Retry): void;
   /** Queued batches are committed together up to about this many events. */
   maxBatchEvents?: number;
+  /** Students whose dictionary keys are remembered; past it, the memory starts over. */
+  maxKnownStudents?: number;
   /** A statement still running after this long is abandoned with its connection. */
   deadlineMs?: number;
   initialRetryMs?: number;
@@ -44,13 +46,17 @@ export function createWriter({
   connect,
   onAck,
   onRetry = () => {},
-  maxBatchEvents = 20_000,
+  maxBatchEvents = 50_000,
+  maxKnownStudents = 1_000_000,
   deadlineMs = 15_000,
   initialRetryMs = 100,
   maxRetryMs = 5_000,
   random = Math.random,
 }: WriterOptions): Writer {
   let db = connect();
+  // The dictionary keys of the students this writer has committed; a writer
+  // owns its students, so no other writer adds them.
+  let keys = new Map<string, number>();
   const queue: Batch[] = [];
   let running: Promise<void> | undefined;
   let closed = false;
@@ -79,7 +85,8 @@ export function createWriter({
   /** Commits rows and quarantine; returns how many rows Postgres refused. */
   async function commit(rows: ScoreColumns, quarantine: QuarantineRow[]): Promise<number> {
     try {
-      await withRetry(() => applyScores(db.db, writer, rows, quarantine));
+      if (keys.size > maxKnownStudents) keys = new Map();
+      await withRetry(() => applyScores(db.db, writer, rows, quarantine, keys));
       return 0;
     } catch (error) {
       // Only data errors escape withRetry.

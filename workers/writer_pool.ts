@@ -36,7 +36,7 @@ interface Slot {
  * applying is idempotent, so nothing is lost and nothing is counted twice.
  */
 export function startWriters(
-  { count, databaseUrl, maxBatchEvents = 20_000, onAck, onRetry, onRestart }: WriterPoolOptions,
+  { count, databaseUrl, maxBatchEvents = 50_000, onAck, onRetry, onRestart }: WriterPoolOptions,
 ): WriterPool {
   const slots: Slot[] = [];
   let closing = false;
