@@ -1,7 +1,7 @@
-// deno task bench:ingest [--events 1000000] [--writers N] [--seed 1]
+// deno task bench:ingest [--events 1000000] [--writers N] [--seed 1] [--live-feed]
 //
 // The demo feed at full speed, served from this process (a separate process from
-// the service), into the real service against a real Postgres; then, in the same
+// the service; rendered to memory beforehand unless --live-feed), into the real service against a real Postgres; then, in the same
 // run and database, a bare COPY of the same final rows as the baseline.
 import { parseArgs } from "node:util";
 import postgres from "postgres";
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     events: { type: "string", default: "1000000" },
     writers: { type: "string" },
     seed: { type: "string", default: "1" },
+    "live-feed": { type: "boolean", default: false },
   },
 });
 const events = Number(values.events);
@@ -27,6 +28,7 @@ try {
     events,
     writers,
     seed: Number(values.seed),
+    liveFeed: values["live-feed"],
   });
 
   // The baseline: the same final rows, by studentId text as the feed names them,
@@ -53,10 +55,15 @@ try {
   const rowsPerSecond = Number(rows) / copySeconds;
   const ratio = copySeconds / ingest.seconds;
   console.log(`
-ingest (feed first byte -> last commit, ${writers ?? "default"} writers):
+ingest (feed first byte -> last commit, ${writers ?? "default"} writers, ${
+    values["live-feed"] ? "live" : "pre-rendered"
+  } feed):
   ${fmt(ingest.events)} events (${fmt(Number(results))} results) in ${fmt(ingest.seconds, 2)} s = ${
     fmt(eventsPerSecond)
   } events/s   target >= 150,000 (aim 200,000)
+  CPU: service ${fmt(ingest.cpu.service, 1)} s, its Postgres backends ${
+    fmt(ingest.cpu.postgres, 1)
+  } s = ${fmt((ingest.cpu.service + ingest.cpu.postgres) * 1e6 / ingest.events, 1)} µs per event
   peak RSS of the service process (VmHWM): ${fmt(ingest.peakRss / 2 ** 20, 1)} MB   target < 200 MB
 baseline, same run: psql \\copy of the same ${fmt(Number(rows))} final rows into
   copy_baseline (student_id text, exam) PK + index (exam, student_id), logged:

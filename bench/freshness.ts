@@ -1,0 +1,101 @@
+// deno task bench:freshness [--rate 20000] [--duration 20] [--seed 1]
+//
+// The demo feed paced at --rate events/s (served live from this process) into
+// the real service. A prober takes the event most recently handed to the feed's
+// socket, and polls GET /students/{studentId}?after={exam - 1}&limit=1 until the
+// API answers with that event's score: freshness is the time from the feed
+// sending the event to the API serving it. One probe at a time, back to back.
+// Baselines from the same run: the latency of one such request once the answer
+// is there (the probe's resolution), and the service's own receive->commit p99.
+import { parseArgs } from "node:util";
+import { scoreEventAt } from "../ingest/demo_feed.ts";
+import {
+  createBenchDb,
+  describeMachine,
+  fmt,
+  pollUntil,
+  serveFeed,
+  startService,
+} from "./_harness.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rate: { type: "string", default: "20000" },
+    duration: { type: "string", default: "20" },
+    seed: { type: "string", default: "1" },
+  },
+});
+const rate = Number(values.rate);
+const seed = Number(values.seed);
+const durationMs = Number(values.duration) * 1000;
+
+console.log(await describeMachine(`deno task bench:freshness ${Deno.args.join(" ")}`.trim()));
+const db = await createBenchDb("scorestream_bench_freshness");
+const decoder = new TextDecoder();
+let latest: { index: number; at: number } | undefined;
+const feed = await serveFeed({
+  seed,
+  rate,
+  onSent(chunk, at) {
+    const text = decoder.decode(chunk);
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)];
+    // A block is complete only once its blank line is sent: take the last id whose
+    // data line made it into this chunk.
+    for (let k = ids.length - 1; k >= 0; k--) {
+      if (text.indexOf("\n\n", ids[k].index) !== -1) {
+        latest = { index: Number(ids[k][1]), at };
+        break;
+      }
+    }
+  },
+});
+const service = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url });
+try {
+  // Warm up: connections, plans, the first exams.
+  const warm = await pollUntil(service, (s) => s.ingest.applied >= rate * 2);
+  const samples: number[] = [];
+  const requestMs: number[] = [];
+  let polls = 0;
+  const end = performance.now() + durationMs;
+  while (performance.now() < end) {
+    const probe = latest!;
+    const event = scoreEventAt(seed, probe.index);
+    const path = `/students/${encodeURIComponent(event.studentId)}?after=${event.exam - 1}&limit=1`;
+    while (true) {
+      const sent = performance.now();
+      const response = await fetch(`${service.url}${path}`);
+      polls++;
+      const body = response.ok ? await response.json() : (await response.body?.cancel(), null);
+      const at = performance.now();
+      const first = body?.results?.[0];
+      if (first?.exam === event.exam && first?.score === event.score) {
+        samples.push(at - probe.at);
+        requestMs.push(at - sent);
+        break;
+      }
+      if (at - probe.at > 10_000) throw new Error(`event ${probe.index} not served in 10 s`);
+    }
+  }
+  const stats = await service.stats();
+  const applied = stats.ingest.applied - warm.stats.ingest.applied;
+  const seconds = (performance.now() - warm.at) / 1000;
+  const q = (xs: number[], p: number) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+  };
+  console.log(`
+feed -> queryable through GET /students/{id}, ${fmt(samples.length)} probes (${
+    fmt(polls)
+  } requests), ingest meanwhile ${fmt(applied / seconds)} events/s:
+  p50 ${fmt(q(samples, 0.5), 1)} ms  p90 ${fmt(q(samples, 0.9), 1)} ms  p99 ${
+    fmt(q(samples, 0.99), 1)
+  } ms  max ${fmt(Math.max(...samples), 1)} ms   target p99 <= 50 ms
+baselines, same run:
+  one GET of the answer: p50 ${fmt(q(requestMs, 0.5), 2)} ms  p99 ${fmt(q(requestMs, 0.99), 2)} ms
+  service receive -> commit p99 (lagMs of /stats): ${fmt(stats.ingest.lagMs ?? NaN, 1)} ms`);
+} finally {
+  await service.stop();
+  await feed.close();
+  await db.drop();
+}
