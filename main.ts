@@ -125,17 +125,21 @@ async function main(config: Config) {
     log,
     corsOrigin: config.corsOrigin,
   });
-  const server = Deno.serve({
-    port: config.port,
-    hostname: config.host,
-    onListen: ({ hostname, port }) => {
-      const feed = stats ? config.scoresUrl ?? "built-in demo feed" : "none (ROLE=api)";
-      const database = config.databaseUrl
-        ? redact(config.databaseUrl)
-        : `embedded PGlite in ${config.dataDir}/pglite`;
-      log({ level: "info", msg: `listening on http://${hostname}:${port}`, feed, database });
+  const server = serveHttp(
+    {
+      port: config.port,
+      hostname: config.host,
+      onListen: ({ hostname, port }) => {
+        const feed = stats ? config.scoresUrl ?? "built-in demo feed" : "none (ROLE=api)";
+        const database = config.databaseUrl
+          ? redact(config.databaseUrl)
+          : `embedded PGlite in ${config.dataDir}/pglite`;
+        log({ level: "info", msg: `listening on http://${hostname}:${port}`, feed, database });
+      },
     },
-  }, api.fetch);
+    api.fetch,
+    shutdown.signal,
+  );
 
   await migrateWithRetry(control.db, shutdown.signal);
   const ingest = stats && !shutdown.signal.aborted
@@ -228,6 +232,47 @@ async function migrateWithRetry(db: Kysely<Database>, signal: AbortSignal) {
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
+}
+
+/**
+ * Deno.serve, listening again whenever its accept loop dies. Deno.serve never
+ * closes a connection that is idle or sends its header slowly, so enough of
+ * them exhaust the process's file descriptors (`ulimit -n`); accept() then
+ * fails, Deno.serve stops listening for good and rejects `finished`, which
+ * unhandled would end the process, ingest included. Instead the failure is
+ * logged and the port is listened on again every second, so that HTTP is back
+ * within a second of the descriptors being free. A first listen that fails
+ * (the port is taken) still fails start-up.
+ */
+function serveHttp(
+  options: Deno.ServeTcpOptions,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  signal: AbortSignal,
+): { shutdown(): Promise<void> } {
+  let server = Deno.serve(options, handler);
+  const relisten = () =>
+    setTimeout(() => {
+      if (signal.aborted) return;
+      try {
+        server = Deno.serve(options, handler);
+        watch(server);
+      } catch (error) {
+        log({ level: "error", msg: "cannot listen again, retrying", error: String(error) });
+        relisten();
+      }
+    }, 1_000);
+  const watch = (current: Deno.HttpServer<Deno.NetAddr>) =>
+    current.finished.catch((error) => {
+      if (signal.aborted) return;
+      log({
+        level: "error",
+        msg: "the HTTP server stopped accepting connections; listening again in 1 s",
+        error: String(error),
+      });
+      relisten();
+    });
+  watch(server);
+  return { shutdown: () => server.shutdown().catch(() => {}) };
 }
 
 /** A `fetch` answered by a handler in this process; aborting the request ends the body. */

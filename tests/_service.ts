@@ -45,11 +45,20 @@ export interface Stats {
   };
 }
 
-/** Starts main.ts with the given environment on a free port and waits for /healthz. */
-export async function startService(env: Record<string, string>): Promise<Service> {
+/**
+ * Starts main.ts with the given environment on a free port and waits for /healthz.
+ * With `openFiles`, the process runs under that file descriptor limit (`ulimit -n`).
+ */
+export async function startService(
+  env: Record<string, string>,
+  { openFiles }: { openFiles?: number } = {},
+): Promise<Service> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await startFlags(), "main.ts"],
+  const args = ["run", ...await startFlags(), "main.ts"];
+  const child = new Deno.Command(openFiles ? "/bin/sh" : Deno.execPath(), {
+    args: openFiles
+      ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, Deno.execPath(), ...args]
+      : args,
     cwd: root,
     env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
     stdout: "piped",
