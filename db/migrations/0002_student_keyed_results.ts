@@ -21,6 +21,8 @@ import { type Kysely, sql } from "kysely";
  * - `apply_score_ids` takes the students a writer already knows as their 4-byte
  *   keys and only the new names as text, and returns the keys of the new names,
  *   so that a writer sends and Postgres parses and looks up each name once.
+ *   The old score of each row is one probe of the key (a LATERAL with LIMIT):
+ *   on 0001 a 50k-row batch got a merge join that read the whole key.
  *   `apply_scores` stays, with the same meaning, on top of it.
  */
 export async function up(db: Kysely<any>): Promise<void> {
@@ -59,24 +61,22 @@ export async function up(db: Kysely<any>): Promise<void> {
         SELECT CASE WHEN u.student > 0 THEN u.student ELSE v_new[-u.student] END AS student,
                u.exam, u.score
         FROM unnest(p_students, p_exams, p_scores) AS u(student, exam, score)
-      ), old AS (
-        -- One probe of the key per row: a LATERAL with LIMIT is never turned into
-        -- a merge join that reads the whole key, as a plain join of a large batch was.
-        SELECT i.student, i.exam, o.score
-        FROM input i CROSS JOIN LATERAL (
-          SELECT r.score FROM results r
-          WHERE r.student = i.student AND r.exam = i.exam LIMIT 1
-        ) o
       ), upserted AS (
         INSERT INTO results (student, exam, score)
         SELECT student, exam, score FROM input ORDER BY student, exam
         ON CONFLICT (student, exam) DO UPDATE SET score = excluded.score
         WHERE results.score IS DISTINCT FROM excluded.score
       ), delta AS (
+        -- The old score, as of the statement's snapshot (before the upsert): one
+        -- probe of the key per row. A LATERAL with LIMIT is never made a merge
+        -- join that reads the whole key, as a plain join of a large batch was.
         SELECT i.student, i.exam, i.score - coalesce(o.score, 0) AS dsum,
-               (o.student IS NULL)::int4 AS dcount
-        FROM input i LEFT JOIN old o ON o.student = i.student AND o.exam = i.exam
-        WHERE o.student IS NULL OR o.score IS DISTINCT FROM i.score
+               (o.score IS NULL)::int4 AS dcount
+        FROM input i LEFT JOIN LATERAL (
+          SELECT r.score FROM results r
+          WHERE r.student = i.student AND r.exam = i.exam LIMIT 1
+        ) o ON true
+        WHERE o.score IS NULL OR o.score <> i.score
       ), per_student AS (
         INSERT INTO student_totals AS t (student, count, sum)
         SELECT student, sum(dcount), sum(dsum) FROM delta GROUP BY student ORDER BY student
