@@ -1,6 +1,6 @@
 import { Kysely } from "kysely";
-import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
+import { createPostgresJsDialect } from "./_postgres_js_dialect.ts";
 import { describeError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
@@ -15,7 +15,10 @@ export interface DbOptions {
   statementTimeoutMs?: number;
 }
 
-/** A Kysely instance over postgres.js; `close()` ends its connections. */
+/**
+ * A Kysely instance over postgres.js; `close()` ends its connections, cutting off
+ * statements still running after a second.
+ */
 export interface Db {
   db: Kysely<Database>;
   close(): Promise<void>;
@@ -39,7 +42,7 @@ export function createDb(
       idle_in_transaction_session_timeout: statementTimeoutMs * 2,
     },
   });
-  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
+  const db = new Kysely<Database>({ dialect: createPostgresJsDialect(client) });
   return { db, close: () => db.destroy() };
 }
 

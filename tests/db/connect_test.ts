@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { createDb } from "../../db/mod.ts";
+import { createTestDatabase, databaseKinds } from "../_db.ts";
 
 const encoder = new TextEncoder();
 
@@ -101,3 +102,51 @@ Deno.test("createDb() leaves unhandled rejections that are not postgres.js conne
     await db.close();
   }
 });
+
+/** Resolves to what `work` settles with, or "hung" after `ms`. */
+function within<T>(work: Promise<T>, ms = 5_000): Promise<T | "hung" | "failed"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"hung">((resolve) => timer = setTimeout(() => resolve("hung"), ms));
+  return Promise.race([work.catch(() => "failed" as const), late]).finally(() =>
+    clearTimeout(timer)
+  );
+}
+
+Deno.test({
+  name: "createDb() answers again after the server terminates its connection mid-statement",
+  ignore: !databaseKinds.includes("server"),
+  async fn() {
+    await using t = await createTestDatabase("server");
+    const applicationName = `connect-test-${crypto.randomUUID()}`;
+    const db = createDb({ url: t.url, max: 1, applicationName });
+    try {
+      for (const inTransaction of [false, true]) {
+        const statement = sql`SELECT pg_sleep(5)`;
+        const running = inTransaction
+          ? db.db.transaction().execute((tx) => statement.execute(tx))
+          : statement.execute(db.db);
+        await until(async () =>
+          (await sql`SELECT 1 FROM pg_stat_activity
+            WHERE application_name = ${applicationName} AND state = 'active'`.execute(t.db))
+            .rows.length > 0
+        );
+        await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE application_name = ${applicationName}`.execute(t.db);
+        assert.equal(await within(running), "failed");
+        // The first statement after a lost connection may still see its error.
+        const outcomes = [];
+        for (let i = 0; i < 3; i++) outcomes.push(await within(sql`SELECT 1`.execute(db.db)));
+        assert.ok(!outcomes.includes("hung"), `no statement hangs: ${outcomes}`);
+        assert.notEqual(outcomes.at(-1), "failed", `statements succeed again: ${outcomes}`);
+      }
+    } finally {
+      await within(db.close());
+    }
+  },
+});
+
+async function until(condition: () => Promise<boolean>) {
+  for (let i = 0; i < 100 && !await condition(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
