@@ -22,6 +22,9 @@ export interface Rejection {
 export type Validated = { ok: true; score: Score } | { ok: false; rejection: Rejection };
 
 const MAX_EXAM = 2147483647;
+// The relaxed parse is for hand-written events, far shorter than this. It builds
+// hundreds of bytes per nesting level, so 1 MiB of "[" would cost a few hundred MiB.
+const MAX_RELAXED_CHARS = 16 * 1024;
 const MAX_STUDENT_ID_CHARS = 128;
 // C0 and C1 control characters, and DEL: matching them is the point.
 // deno-lint-ignore no-control-regex
@@ -30,13 +33,21 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /**
  * Parses and validates the data of a `score` event (DESIGN.md rule 4): strict
  * JSON first, then JSON5 so that the brief's own example
- * `{"exam": 3, "studentId": "foo", score: .991}` is accepted.
+ * `{"exam": 3, "studentId": "foo", score: .991}` is accepted. Data longer than
+ * 16 KiB gets the strict parse only, which keeps memory bounded on hostile input.
  */
 export function validateScore(data: string): Validated {
   let value: unknown;
   try {
     value = JSON.parse(data);
-  } catch {
+  } catch (error) {
+    if (data.length > MAX_RELAXED_CHARS) {
+      const detail = error instanceof Error ? error.message : String(error);
+      return reject(
+        "invalid_json",
+        `Cannot parse the data as JSON: ${detail}; too long for the relaxed parse`,
+      );
+    }
     try {
       value = JSON5.parse(data);
     } catch (error) {

@@ -32,6 +32,17 @@ Deno.test("validateScore() rejects data that is not JSON", () => {
   assert.equal(reason("[".repeat(100_000)), "invalid_json");
 });
 
+Deno.test("validateScore() tries the relaxed parse on short data only, whose memory it bounds", () => {
+  const relaxed = (length: number) => {
+    const text = '{exam: 3, studentId: "foo", score: .5}';
+    return text.slice(0, -1) + " ".repeat(length - text.length) + "}";
+  };
+  assert.equal(reason(relaxed(16 * 1024)), "ok");
+  assert.equal(reason(relaxed(16 * 1024 + 1)), "invalid_json");
+  const deep = validateScore("[".repeat(1 << 20));
+  assert.ok(!deep.ok && /too long for the relaxed parse/.test(deep.rejection.message));
+});
+
 Deno.test("validateScore() rejects JSON that is not an object", () => {
   for (const data of ["[1,2]", "null", "3", '"x"']) assert.equal(reason(data), "not_an_object");
 });
