@@ -215,8 +215,33 @@ async function floodPastLimit(databaseUrl: string, openFiles: number) {
       recoveredMs,
     };
   } finally {
-    await service.stop();
+    await stopWithin(service.stop(), () => service.stop("SIGKILL"), service.output);
   }
+}
+
+/**
+ * Waits up to 20 s for a service to exit after SIGTERM, then kills it: a
+ * graceful shutdown that hangs is reported, not left running.
+ */
+async function stopWithin(
+  stopped: Promise<unknown>,
+  kill: () => Promise<unknown>,
+  output?: () => string,
+) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((resolve) =>
+    timer = setTimeout(() => resolve(true), 20_000)
+  );
+  if (await Promise.race([stopped.then(() => false), timedOut])) {
+    const lines = output?.().split("\n").filter((line) => !line.includes('"msg":"request"'));
+    console.log(
+      `the service did not exit within 20 s of SIGTERM; killed it` +
+        (lines ? `; its last log lines:\n${lines.slice(-8).join("\n")}` : ""),
+    );
+    await kill();
+    await stopped;
+  }
+  clearTimeout(timer);
 }
 
 /**
@@ -492,7 +517,10 @@ past the limit: a second service under ulimit -n ${fmt(flood.openFiles)}, ${
   }`);
 } finally {
   await nginx?.stop();
-  await service?.stop();
+  if (service) {
+    const { pid } = service;
+    await stopWithin(service.stop(), () => run("kill", ["-KILL", String(pid)]));
+  }
   await Deno.remove(script).catch(() => {});
   await db.drop();
 }
