@@ -5,7 +5,10 @@ import { type Database, describeError, saveCheckpoint } from "../db/mod.ts";
 export interface Checkpointer {
   /** The checkpoint may move to this id; stored soon, latest value wins. */
   update(lastEventId: string): void;
-  /** Stores the latest value (retrying until `signal` aborts) and stops. */
+  /**
+   * Stores the latest value (retrying until `signal` aborts) and stops. Once
+   * `signal` aborts it returns, even while a write still hangs.
+   */
   close(signal?: AbortSignal): Promise<void>;
 }
 
@@ -55,7 +58,14 @@ export function createCheckpointer({ db, feed, onSaved, log = () => {}, retryMs 
     async close(signal) {
       stop = signal;
       kick();
-      await writing;
+      if (!signal) return await writing;
+      // A write on a silent network would hold the shutdown up for good.
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+        writing?.then(() => resolve());
+        if (!writing) resolve();
+      });
     },
   };
 }
