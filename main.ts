@@ -214,7 +214,9 @@ async function startIngest({ config, databaseUrl, db, stats, signal }: {
   });
   return {
     async stopped(deadline: AbortSignal) {
-      await reading;
+      // The reader waits for the writers when their queues are full, so with
+      // Postgres away it would wait for good.
+      await Promise.race([reading, aborted(deadline)]);
       await Promise.race([router.settled(), aborted(deadline)]);
       await Promise.race([pool.close(), aborted(deadline)]);
       await checkpointer.close(deadline);
