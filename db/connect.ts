@@ -36,6 +36,9 @@ export function createDb(
     max,
     onnotice: () => {},
     connect_timeout: 10,
+    // postgres.js waits up to 20 s between attempts after a run of failed ones:
+    // once Postgres is back, the service would stay unready that long.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
     connection: {
       application_name: applicationName,
       statement_timeout: statementTimeoutMs,
