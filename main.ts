@@ -148,10 +148,18 @@ async function main(config: Config) {
 
   await aborted(shutdown.signal);
   log({ level: "info", msg: "shutting down" });
-  await ingest?.stopped(AbortSignal.timeout(8_000));
-  await server.shutdown();
+  // Nothing below may keep the process alive: what is not committed by then is
+  // replayed from the checkpoint after the restart, so a forced exit loses nothing.
+  const watchdog = setTimeout(() => {
+    log({ level: "error", msg: "shutdown took over 10 s; exiting anyway" });
+    Deno.exit(1);
+  }, 10_000);
+  const deadline = AbortSignal.timeout(8_000);
+  await ingest?.stopped(deadline);
+  await Promise.race([server.shutdown(), aborted(deadline)]);
   await Promise.all([control.close(), reader.close()]);
   await embedded?.close();
+  clearTimeout(watchdog);
   log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });
   Deno.exit(0);
 }
