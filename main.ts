@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { parseArgs } from "node:util";
-import { createApi } from "./api/mod.ts";
+import { createApi, createChangeFeed } from "./api/mod.ts";
 import {
   createDb,
   createQueries,
@@ -13,6 +13,7 @@ import {
   startEmbeddedPostgres,
 } from "./db/mod.ts";
 import {
+  type Changed,
   consumeFeed,
   createCheckpointer,
   createDemoFeed,
@@ -117,6 +118,8 @@ async function main(config: Config) {
     applicationName: "scorestream-api",
   });
   const stats = config.role === "api" ? undefined : new IngestStats();
+  // Only when ingest runs here does this process see every write to the database.
+  const changes = stats ? createChangeFeed() : undefined;
 
   const api = createApi({
     queries: createQueries(reader.db),
@@ -124,6 +127,7 @@ async function main(config: Config) {
     ready: () => isMigrated(control.db).catch(() => false),
     log,
     corsOrigin: config.corsOrigin,
+    changes,
   });
   const server = serveHttp(
     {
@@ -143,7 +147,14 @@ async function main(config: Config) {
 
   await migrateWithRetry(control.db, shutdown.signal);
   const ingest = stats && !shutdown.signal.aborted
-    ? await startIngest({ config, databaseUrl, db: control.db, stats, signal: shutdown.signal })
+    ? await startIngest({
+      config,
+      databaseUrl,
+      db: control.db,
+      stats,
+      onChanged: changes?.publish,
+      signal: shutdown.signal,
+    })
     : undefined;
 
   await aborted(shutdown.signal);
@@ -171,11 +182,12 @@ async function main(config: Config) {
  * sent and the checkpoint to be stored, each no longer than `deadline` allows:
  * whatever is not committed by then is replayed after the restart.
  */
-async function startIngest({ config, databaseUrl, db, stats, signal }: {
+async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }: {
   config: Config;
   databaseUrl: string;
   db: Kysely<Database>;
   stats: IngestStats;
+  onChanged?: (changed: Changed) => void;
   signal: AbortSignal;
 }) {
   const feedKey = config.scoresUrl ?? "builtin:demo";
@@ -204,7 +216,12 @@ async function startIngest({ config, databaseUrl, db, stats, signal }: {
     },
   });
   stats.queueDepth = () => pool.pending();
-  const router = createRouter({ pool, stats, onCommitted: (id) => checkpointer.update(id) });
+  const router = createRouter({
+    pool,
+    stats,
+    onCommitted: (id) => checkpointer.update(id),
+    onChanged,
+  });
   const demo = config.scoresUrl ? undefined : createDemoFeed({ rate: config.demoRate });
   const reading = consumeFeed({
     url: config.scoresUrl ?? "http://demo.invalid/scores",

@@ -5,7 +5,7 @@ import type { RequestIdVariables } from "hono/request-id";
 import type { JSONParsed } from "hono/utils/types";
 import type { JsonText, Versioned } from "../db/mod.ts";
 import { Problem } from "./_schemas.ts";
-import type { ResponseCache } from "./response_cache.ts";
+import type { Dependency, ResponseCache } from "./response_cache.ts";
 
 export type ApiEnv = { Variables: RequestIdVariables };
 
@@ -49,15 +49,18 @@ type NotModified = TypedResponse<Record<never, never>, 304, string>;
 
 /**
  * Answers a student's or an exam's page with an ETag made of the version of
- * its aggregate row(s). When a conditional request or a cached body is at hand,
- * it first reads only that version, a cheap primary-key lookup: a matching
- * If-None-Match gets a 304, a cached body of that version is sent again, and
- * only otherwise is the page read.
+ * its aggregate row(s). A cached body that is `current` (no change to its
+ * dependency reported since it was read) is sent, or a matching If-None-Match
+ * answered 304, without asking the database. Otherwise, when a conditional
+ * request or a cached body is at hand, it first reads only the version, a
+ * cheap primary-key lookup: a matching If-None-Match gets a 304, a cached body
+ * of that version is sent again, and only otherwise is the page read.
  */
 export async function versioned<T>(
   c: Context,
   cache: ResponseCache,
-  { version, read, missing }: {
+  { dependency, version, read, missing }: {
+    dependency: Dependency;
     version: () => Promise<string | null>;
     read: () => Promise<Versioned<T> | null>;
     missing: string;
@@ -65,22 +68,41 @@ export async function versioned<T>(
 ): Promise<TypedResponse<JSONParsed<T>, 200, "json"> | NotModified> {
   const url = c.req.url;
   const key = url.slice(url.indexOf("/", url.indexOf("//") + 2));
-  const cached = cache.get(key) as Versioned<T> | undefined;
+  const cached = cache.get<T>(key, dependency);
   const ifNoneMatch = c.req.header("If-None-Match");
+  if (cached?.current) return answer(c, cached.value, ifNoneMatch);
+  // Taken before the database is asked: a change reported meanwhile may not be in the answer.
+  const generation = cache.generation(dependency);
   if (cached || ifNoneMatch) {
     const current = await version();
     if (current === null) throw new HTTPException(404, { message: missing });
-    const headers = { ETag: etag(current), "Cache-Control": "no-cache" };
-    if (ifNoneMatch && etagMatches(ifNoneMatch, headers.ETag)) {
-      return c.body(null, 304, headers) as unknown as NotModified;
+    if (cached?.value.version === current) {
+      cache.set(key, cached.value, dependency, generation);
+      return answer(c, cached.value, ifNoneMatch);
     }
-    if (cached?.version === current) return jsonText(c, cached.body, headers);
+    if (ifNoneMatch && etagMatches(ifNoneMatch, etag(current))) {
+      return c.body(null, 304, headersOf(current)) as unknown as NotModified;
+    }
   }
   const found = await read();
   if (!found) throw new HTTPException(404, { message: missing });
-  cache.set(key, found);
-  return jsonText(c, found.body, { ETag: etag(found.version), "Cache-Control": "no-cache" });
+  cache.set(key, found, dependency, generation);
+  return jsonText(c, found.body, headersOf(found.version));
 }
+
+function answer<T>(
+  c: Context,
+  { version, body }: Versioned<T>,
+  ifNoneMatch: string | undefined,
+): TypedResponse<JSONParsed<T>, 200, "json"> | NotModified {
+  const headers = headersOf(version);
+  if (ifNoneMatch && etagMatches(ifNoneMatch, headers.ETag)) {
+    return c.body(null, 304, headers) as unknown as NotModified;
+  }
+  return jsonText(c, body, headers);
+}
+
+const headersOf = (version: string) => ({ ETag: etag(version), "Cache-Control": "no-cache" });
 
 // The prefix changes whenever the shape of the bodies does.
 const etag = (version: string) => `"v1-${version}"`;

@@ -9,6 +9,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { timeout } from "hono/timeout";
 import { type Queries, ReadError } from "../db/mod.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
+import type { ChangeFeed } from "./change_feed.ts";
 import { docsRoutes } from "./docs.ts";
 import { examRoutes } from "./exams.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
@@ -43,9 +44,16 @@ export interface ApiOptions {
   statsCacheMs?: number;
   /**
    * Characters of student and exam bodies kept for reuse while their version
-   * holds (0 turns it off). Each reuse still reads the version from the database.
+   * holds (0 turns it off). Each reuse reads the version from the database,
+   * unless `changes` is given.
    */
   responseCacheChars?: number;
+  /**
+   * Reports every change to the database as it commits; only give it when all
+   * writes go through it. Cached student and exam bodies are then sent without
+   * asking the database until a change to them is reported.
+   */
+  changes?: ChangeFeed;
 }
 
 /**
@@ -63,6 +71,7 @@ export function createApi({
   maxUrlLength = 4096,
   statsCacheMs = 1_000,
   responseCacheChars = 32 << 20,
+  changes,
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();
   const app = createRouter();
@@ -115,7 +124,7 @@ export function createApi({
   ));
   app.use(compress());
 
-  const cache = createResponseCache(responseCacheChars);
+  const cache = createResponseCache({ maxChars: responseCacheChars, changes });
   app.route("/", studentRoutes({ queries, cache }));
   app.route("/", examRoutes({ queries, cache }));
   app.route(

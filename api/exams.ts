@@ -65,6 +65,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
         const { exam } = c.req.valid("param");
         const { after, limit = 1000 } = c.req.valid("query");
         return versioned(c, cache, {
+          dependency: `exam:${exam}`,
           version: () => queries.examVersion(exam),
           read: () => queries.exam(exam, { after, limit }),
           missing: "No exam has this number",

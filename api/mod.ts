@@ -1,2 +1,3 @@
+export { type ChangeFeed, type Changes, createChangeFeed } from "./change_feed.ts";
 export { type ApiOptions, createApi, type LogEntry } from "./create_api.ts";
 export type { Histogram, IngestSnapshot, IngestStatsSource } from "./ingest_stats.ts";

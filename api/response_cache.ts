@@ -1,42 +1,96 @@
 import type { Versioned } from "../db/mod.ts";
+import type { ChangeFeed } from "./change_feed.ts";
+
+/** What a cached body depends on: `student:<id>` or `exam:<n>`. */
+export type Dependency = `student:${string}` | `exam:${number}`;
+
+/** A cached body and whether it may be sent without asking the database. */
+export interface CacheHit<T> {
+  value: Versioned<T>;
+  /** No change to its dependency was reported since it was read. */
+  current: boolean;
+}
 
 /**
  * The latest body of each versioned response, by path and query, up to
- * `maxChars` in all; the least recently used go first. An entry is served
- * only while the database still reports its version, so it is never stale.
+ * `maxChars` in all; the least recently used go first. Without a change feed
+ * an entry is served only while the database still reports its version. With
+ * one, an entry read while its dependency did not change is `current` until
+ * the feed reports a change to it.
  */
 export interface ResponseCache {
-  get(key: string): Versioned<unknown> | undefined;
-  set(key: string, value: Versioned<unknown>): void;
+  get<T>(key: string, dependency: Dependency): CacheHit<T> | undefined;
+  /** Taken before reading the database and given back to `set`. */
+  generation(dependency: Dependency): number;
+  /**
+   * Stores a body read after `generation(dependency)` returned `generation`;
+   * it is `current` only if no change was reported in between.
+   */
+  set(key: string, value: Versioned<unknown>, dependency: Dependency, generation: number): void;
 }
 
-export function createResponseCache(maxChars: number): ResponseCache {
-  const entries = new Map<string, Versioned<unknown>>();
+interface Entry {
+  value: Versioned<unknown>;
+  dependency: Dependency;
+  generation: number;
+}
+
+export function createResponseCache(
+  { maxChars, changes, maxTracked = 100_000 }: {
+    maxChars: number;
+    changes?: ChangeFeed;
+    /** Dependencies whose last change is remembered; past it, all count as changed. */
+    maxTracked?: number;
+  },
+): ResponseCache {
+  const entries = new Map<string, Entry>();
   let size = 0;
   const cost = (key: string, value: Versioned<unknown>) => key.length + value.body.length;
+
+  // Generation of a dependency: the value of `clock` when it last changed, or
+  // `floor` if it has not changed since `changedAt` was last emptied. Both only
+  // grow, so an unchanged generation means no change in between.
+  const changedAt = new Map<Dependency, number>();
+  let clock = 0;
+  let floor = 0;
+  const generation = (dependency: Dependency) => changedAt.get(dependency) ?? floor;
+  changes?.subscribe(({ students, exams }) => {
+    clock++;
+    for (const student of students) changedAt.set(`student:${student}`, clock);
+    for (const exam of exams) changedAt.set(`exam:${exam}`, clock);
+    if (changedAt.size > maxTracked) {
+      changedAt.clear();
+      floor = clock;
+    }
+  });
+
   return {
-    get(key) {
-      const value = entries.get(key);
-      if (value) {
-        // Map keeps insertion order: re-inserting marks the entry as recent.
-        entries.delete(key);
-        entries.set(key, value);
-      }
-      return value;
+    get<T>(key: string, dependency: Dependency) {
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      // Map keeps insertion order: re-inserting marks the entry as recent.
+      entries.delete(key);
+      entries.set(key, entry);
+      const current = changes !== undefined && entry.dependency === dependency &&
+        entry.generation === generation(dependency);
+      return { value: entry.value as Versioned<T>, current };
     },
-    set(key, value) {
+    generation,
+    set(key, value, dependency, readAt) {
       const old = entries.get(key);
       if (old) {
-        size -= cost(key, old);
+        size -= cost(key, old.value);
         entries.delete(key);
       }
       if (cost(key, value) > maxChars) return;
-      entries.set(key, value);
+      // -1 is no generation: such an entry is never current.
+      const stored = readAt === generation(dependency) ? readAt : -1;
+      entries.set(key, { value, dependency, generation: stored });
       size += cost(key, value);
       for (const [k, v] of entries) {
         if (size <= maxChars) break;
         entries.delete(k);
-        size -= cost(k, v);
+        size -= cost(k, v.value);
       }
     },
   };

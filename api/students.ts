@@ -61,6 +61,7 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
         const { studentId } = c.req.valid("param");
         const { after, limit = 1000 } = c.req.valid("query");
         return versioned(c, cache, {
+          dependency: `student:${studentId}`,
           version: () => queries.studentVersion(studentId),
           read: () => queries.student(studentId, { after, limit }),
           missing: "No student has this studentId",

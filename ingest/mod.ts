@@ -1,5 +1,5 @@
 export { type Checkpointer, createCheckpointer } from "./checkpointer.ts";
 export { createDemoFeed } from "./demo_feed.ts";
-export { createRouter, type Router } from "./router.ts";
+export { type Changed, createRouter, type Router } from "./router.ts";
 export { consumeFeed, type FeedChunk, type FeedStatus } from "./sse_connection.ts";
 export { IngestStats } from "./stats.ts";

@@ -13,6 +13,14 @@ export interface RouterOptions {
   maxPendingEvents?: number;
   /** The checkpoint may move to this id: it and every event before it are committed. */
   onCommitted(lastEventId: string): void;
+  /** Called after each commit with the students and exams whose results it may have changed. */
+  onChanged?(changed: Changed): void;
+}
+
+/** The students and exams a commit wrote results for. */
+export interface Changed {
+  students: Set<string>;
+  exams: Set<number>;
 }
 
 /** Routes parsed feed chunks to the writers and tracks what is committed. */
@@ -46,10 +54,12 @@ interface Columns {
  * returned promise holds the feed reader back: TCP backpressure, bounded memory.
  */
 export function createRouter(
-  { pool, stats, maxPendingEvents = 100_000, onCommitted }: RouterOptions,
+  { pool, stats, maxPendingEvents = 100_000, onCommitted, onChanged }: RouterOptions,
 ): Router {
   const rounds: Round[] = [];
   const roundOf = new Map<number, Round>();
+  // Kept only when someone listens: the sets cost memory until the batch is acknowledged.
+  const changedBy = new Map<number, Changed>();
   let nextBatchId = 1;
   let pending = 0;
   let waiters: (() => void)[] = [];
@@ -99,6 +109,9 @@ export function createRouter(
         roundOf.set(id, round);
         round.remaining++;
         pending += columns.names.length + columns.quarantine.length;
+        if (onChanged && columns.names.length > 0) {
+          changedBy.set(id, { students: new Set(columns.names), exams: new Set(columns.exams) });
+        }
         pool.send(writer, {
           id,
           names: columns.names,
@@ -115,13 +128,21 @@ export function createRouter(
       const now = performance.now();
       stats.committed(ack.applied, ack.commitMs);
       if (ack.refused > 0) stats.reject("refused_by_database", ack.refused);
+      const changed: Changed = { students: new Set(), exams: new Set() };
       for (const id of ack.ids) {
+        const batch = changedBy.get(id);
+        if (batch) {
+          changedBy.delete(id);
+          for (const student of batch.students) changed.students.add(student);
+          for (const exam of batch.exams) changed.exams.add(exam);
+        }
         const round = roundOf.get(id);
         if (!round) continue;
         roundOf.delete(id);
         round.remaining--;
         stats.lag(now - round.receivedAt, now);
       }
+      if (changed.students.size > 0) onChanged?.(changed);
       pending = pool.pending().reduce((a, b) => a + b, 0);
       settle();
     },

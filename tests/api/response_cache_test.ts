@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createChangeFeed } from "../../api/change_feed.ts";
 import { createResponseCache } from "../../api/response_cache.ts";
 import type { JsonText, Versioned } from "../../db/mod.ts";
 
@@ -6,27 +7,61 @@ const entry = (body: string, version = "1"): Versioned<unknown> => ({
   body: body as JsonText<unknown>,
   version,
 });
+const D = "student:a";
 
 Deno.test("createResponseCache() keeps entries up to its size and drops the least recently used", () => {
-  const cache = createResponseCache(25);
-  cache.set("/a", entry("x".repeat(8)));
-  cache.set("/b", entry("y".repeat(8)));
-  assert.equal(cache.get("/a")?.body, "x".repeat(8));
-  cache.set("/c", entry("z".repeat(8)));
-  assert.equal(cache.get("/b"), undefined, "/b was the least recently used");
-  assert.ok(cache.get("/a"));
-  assert.ok(cache.get("/c"));
+  const cache = createResponseCache({ maxChars: 25 });
+  cache.set("/a", entry("x".repeat(8)), D, 0);
+  cache.set("/b", entry("y".repeat(8)), D, 0);
+  assert.equal(cache.get("/a", D)?.value.body, "x".repeat(8));
+  cache.set("/c", entry("z".repeat(8)), D, 0);
+  assert.equal(cache.get("/b", D), undefined, "/b was the least recently used");
+  assert.ok(cache.get("/a", D));
+  assert.ok(cache.get("/c", D));
 });
 
 Deno.test("createResponseCache() replaces an entry in place and never keeps one larger than its size", () => {
-  const cache = createResponseCache(20);
-  cache.set("/a", entry("old", "1"));
-  cache.set("/a", entry("new", "2"));
-  assert.deepEqual(cache.get("/a"), entry("new", "2"));
-  cache.set("/big", entry("b".repeat(50)));
-  assert.equal(cache.get("/big"), undefined);
-  assert.ok(cache.get("/a"));
-  const off = createResponseCache(0);
-  off.set("/a", entry("x"));
-  assert.equal(off.get("/a"), undefined);
+  const cache = createResponseCache({ maxChars: 20 });
+  cache.set("/a", entry("old", "1"), D, 0);
+  cache.set("/a", entry("new", "2"), D, 0);
+  assert.deepEqual(cache.get("/a", D)?.value, entry("new", "2"));
+  cache.set("/big", entry("b".repeat(50)), D, 0);
+  assert.equal(cache.get("/big", D), undefined);
+  assert.ok(cache.get("/a", D));
+  const off = createResponseCache({ maxChars: 0 });
+  off.set("/a", entry("x"), D, 0);
+  assert.equal(off.get("/a", D), undefined);
+});
+
+Deno.test("createResponseCache() trusts an entry only with a change feed and until its dependency changes", () => {
+  const changes = createChangeFeed();
+  const cache = createResponseCache({ maxChars: 100, changes });
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  cache.set("/exams/1", entry("y"), "exam:1", cache.generation("exam:1"));
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
+  changes.publish({ students: ["b"], exams: [1] });
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
+  assert.equal(cache.get("/exams/1", "exam:1")?.current, false);
+  changes.publish({ students: ["a"], exams: [] });
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+
+  const unfed = createResponseCache({ maxChars: 100 });
+  unfed.set("/students/a", entry("x"), "student:a", unfed.generation("student:a"));
+  assert.equal(unfed.get("/students/a", "student:a")?.current, false);
+});
+
+Deno.test("createResponseCache() does not trust a body read while its dependency changed", () => {
+  const changes = createChangeFeed();
+  const cache = createResponseCache({ maxChars: 100, changes, maxTracked: 2 });
+  const before = cache.generation("student:a");
+  changes.publish({ students: ["a"], exams: [] });
+  cache.set("/students/a", entry("x"), "student:a", before);
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  // Past maxTracked every dependency counts as changed, a's too.
+  const again = cache.generation("student:a");
+  changes.publish({ students: ["b", "c"], exams: [] });
+  cache.set("/students/a", entry("x"), "student:a", again);
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
 });

@@ -122,3 +122,35 @@ Deno.test("router moves the checkpoint for a chunk with no events, such as an id
   router.route({ events: [], lastEventId: "42" });
   assert.deepEqual(committed, ["42"]);
 });
+
+Deno.test("router reports the students and exams of exactly the batches acknowledged", () => {
+  const { pool, sent, ack } = recordingPool(2);
+  const changed: { students: string[]; exams: number[] }[] = [];
+  const router = createRouter({
+    pool,
+    stats: new IngestStats(),
+    onCommitted: () => {},
+    onChanged: ({ students, exams }) =>
+      changed.push({ students: [...students].sort(), exams: [...exams].sort((a, b) => a - b) }),
+  });
+  router.route({
+    events: [score("1", "a", 1), score("2", "b", 2), score("3", "a", 3), score("4", "c", 2)],
+    lastEventId: "4",
+  });
+  router.route({
+    events: [{ type: "score", data: "nope", lastEventId: "5" }],
+    lastEventId: "5",
+  });
+  const batches = sent.map((s) => s.batch);
+  const expected = batches.map((batch) => ({
+    students: [...new Set(batch.names)].sort(),
+    exams: [...new Set(batch.exams)].sort((a, b) => a - b),
+  }));
+  assert.ok(batches.filter((b) => b.names.length > 0).length === 2, "a, b and c on two writers");
+  for (const batch of batches) router.acked(ack(batch));
+  assert.deepEqual(changed, expected.filter((e) => e.students.length > 0));
+  assert.deepEqual(
+    changed.flatMap((c) => c.students).sort(),
+    ["a", "b", "c"],
+  );
+});

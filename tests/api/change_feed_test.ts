@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { createApi, createChangeFeed } from "../../api/mod.ts";
+import { createQueries, isMigrated, type Queries } from "../../db/mod.ts";
+import { databaseKinds } from "../_db.ts";
+import { applyEvents, createApiFixture } from "./_fixture.ts";
+
+/** Queries that record each call and can run `during` between a read and its answer. */
+function observedQueries(inner: Queries) {
+  const calls: string[] = [];
+  const hooks: { during?: () => Promise<void> } = {};
+  const queries = Object.fromEntries(
+    Object.entries(inner).map(([name, query]) => [
+      name,
+      async (...args: unknown[]) => {
+        calls.push(name);
+        const result = await (query as (...args: unknown[]) => Promise<unknown>)(...args);
+        const during = hooks.during;
+        hooks.during = undefined;
+        await during?.();
+        return result;
+      },
+    ]),
+  ) as unknown as Queries;
+  return { queries, calls, hooks };
+}
+
+async function fedApi(kind: (typeof databaseKinds)[number]) {
+  const fixture = await createApiFixture(kind);
+  const { queries, calls, hooks } = observedQueries(createQueries(fixture.database.db));
+  const changes = createChangeFeed();
+  const app = createApi({ queries, ready: () => isMigrated(fixture.database.db), changes });
+  const get = async (path: string) => {
+    const res = await app.request(path);
+    assert.equal(res.status, 200, path);
+    return { etag: res.headers.get("ETag"), body: await res.json() };
+  };
+  return { fixture, app, calls, hooks, changes, get };
+}
+
+for (const kind of databaseKinds) {
+  Deno.test(`[${kind}] a change feed lets GET /students/{studentId} and /exams/{exam} answer from memory`, async () => {
+    const { fixture, app, calls, get } = await fedApi(kind);
+    await using _ = fixture;
+    const student = await get("/students/a");
+    const exam = await get("/exams/7");
+    calls.length = 0;
+    assert.deepEqual(await get("/students/a"), student);
+    assert.deepEqual(await get("/exams/7"), exam);
+    const notModified = await app.request("/students/a", {
+      headers: { "If-None-Match": student.etag! },
+    });
+    assert.equal(notModified.status, 304);
+    assert.deepEqual(calls, [], "no query for a cached page");
+  });
+
+  Deno.test(`[${kind}] a change feed makes the next GET /students/{studentId} and /exams/{exam} read a reported write`, async () => {
+    const { fixture, changes, calls, get } = await fedApi(kind);
+    await using _ = fixture;
+    await get("/students/a");
+    await get("/exams/1");
+    await applyEvents(fixture.database.db, [["a", 1, 0.25]]);
+    const unreported = await get("/students/a");
+    assert.equal(unreported.body.results.find((r: { exam: number }) => r.exam === 1).score, 0.75);
+    changes.publish({ students: ["a"], exams: [1] });
+    calls.length = 0;
+    const student = await get("/students/a");
+    assert.equal(student.body.results.find((r: { exam: number }) => r.exam === 1).score, 0.25);
+    const exam = await get("/exams/1");
+    assert.equal(
+      exam.body.results.find((r: { studentId: string }) => r.studentId === "a").score,
+      0.25,
+    );
+    assert.ok(calls.includes("student") && calls.includes("exam"), calls.join());
+  });
+
+  Deno.test(`[${kind}] a change feed never keeps a page read before a write that committed during the read`, async () => {
+    const { fixture, changes, hooks, get } = await fedApi(kind);
+    await using _ = fixture;
+    hooks.during = async () => {
+      await applyEvents(fixture.database.db, [["a", 1, 0.25]]);
+      changes.publish({ students: ["a"], exams: [1] });
+    };
+    const raced = await get("/students/a");
+    assert.equal(raced.body.results.find((r: { exam: number }) => r.exam === 1).score, 0.75);
+    const next = await get("/students/a");
+    assert.equal(next.body.results.find((r: { exam: number }) => r.exam === 1).score, 0.25);
+    assert.notEqual(next.etag, raced.etag);
+  });
+}
