@@ -1,0 +1,918 @@
+// The fault-injection scenarios: the real service process against a local feed with
+// faults and the Postgres in DATABASE_URL, checked exactly against the oracle of the
+// events sent. tests/faults_test.ts runs them at CI sizes, tests/soak.ts at soak sizes.
+import assert from "node:assert/strict";
+import { loadCheckpoint } from "../db/mod.ts";
+import {
+  createDemoFeed,
+  type DemoFeedOptions,
+  scoreEventAt,
+  type ScoreEventOptions,
+} from "../ingest/demo_feed.ts";
+import { createTestDatabase } from "./_db.ts";
+import { type Service, startService, type Stats } from "./_service.ts";
+import { startTcpProxy } from "./_tcp_proxy.ts";
+import { type ExpectedState, expectedState, type OracleEvent } from "./oracle.ts";
+
+/** What a scenario did, for the test output and the issue's note. */
+export type Report = Record<string, number | string | boolean>;
+
+const encoder = new TextEncoder();
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(50);
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+/** The status of GET `path`, or 0 when the request fails or takes over `timeoutMs`. */
+async function status(service: Service, path: string, timeoutMs = 5_000): Promise<number> {
+  try {
+    const response = await fetch(`${service.url}${path}`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.body?.cancel();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Gauges and counters of /metrics (none of which needs the database), or {} on failure. */
+async function metrics(service: Service): Promise<Record<string, number>> {
+  try {
+    const response = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const text = await response.text();
+    return Object.fromEntries(
+      [...text.matchAll(/^(\w+) (\S+)$/gm)].map(([, name, value]) => [name, Number(value)]),
+    );
+  } catch {
+    return {};
+  }
+}
+
+/** The process's resident memory as /metrics reports it, or undefined when it does not answer. */
+async function rssBytes(service: Service): Promise<number | undefined> {
+  return (await metrics(service)).process_resident_memory_bytes;
+}
+
+/** Samples the service's RSS every `everyMs` until stopped; keeps the peak. */
+function sampleMemory(service: Service, everyMs = 200) {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssBytes(service) ?? 0);
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    get peak() {
+      return peak;
+    },
+    async stop(): Promise<number> {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+const MiB = 1024 * 1024;
+
+/** GET `path` as JSON; a request that takes over 30 s fails instead of hanging the suite. */
+async function getJson<T>(service: Service, path: string): Promise<T> {
+  const response = await fetch(`${service.url}${path}`, { signal: AbortSignal.timeout(30_000) });
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  return await response.json() as T;
+}
+
+/** Signals the service and waits for its exit; SIGKILLs it and fails after `ms`. */
+async function stopWithin(
+  service: Service,
+  signal: Deno.Signal,
+  ms: number,
+): Promise<{ code: number; ms: number }> {
+  const start = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  const status = await Promise.race([service.stop(signal), late]);
+  clearTimeout(timer);
+  if (!status) {
+    await service.stop("SIGKILL");
+    throw new Error(
+      `The service did not exit within ${ms} ms of ${signal}:\n` +
+        service.output().slice(-6000),
+    );
+  }
+  return { code: status.code, ms: performance.now() - start };
+}
+
+/** A feed's request as the feed server saw it. */
+interface FeedRequest {
+  lastEventId: string | null;
+}
+
+/**
+ * The demo feed on a loopback port, recording each request's `Last-Event-ID`. Every
+ * response starts with `retry: retryMs`, so that the many reconnections of a test do
+ * not each wait the default second.
+ */
+function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
+  const handler = createDemoFeed(options);
+  const requests: FeedRequest[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    requests.push({ lastEventId: request.headers.get("last-event-id") });
+    const response = handler(request);
+    if (response.status !== 200 || !response.body) return response;
+    const retry = encoder.encode(`retry: ${options.retryMs}\n\n`);
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({ start: (c) => c.enqueue(retry) }),
+    );
+    return new Response(body, response);
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/scores`,
+    requests,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Waits for the first feed request after `index` and returns its Last-Event-ID. */
+function nextRequest(feed: { requests: FeedRequest[] }, index: number): Promise<string | null> {
+  return until("the feed to be asked again", () => feed.requests[index]?.lastEventId, 60_000);
+}
+
+function demoEvents(seed: number, total: number, options?: ScoreEventOptions): OracleEvent[] {
+  return Array.from({ length: total }, (_, i) => scoreEventAt(seed, i, options));
+}
+
+function close(actual: number, expected: number, what: string) {
+  assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: ${actual} != ${expected}`);
+}
+
+async function pages<T>(service: Service, path: string, key: string): Promise<T[]> {
+  const all: T[] = [];
+  let after: string | null = null;
+  do {
+    const query: string = after === null ? "" : `&after=${encodeURIComponent(after)}`;
+    const page: Record<string, unknown> = await getJson(service, `${path}?limit=1000${query}`);
+    all.push(...page[key] as T[]);
+    after = page.next as string | null;
+  } while (after !== null);
+  return all;
+}
+
+/**
+ * Asserts through the API that the service holds exactly the oracle's state: every
+ * exam's results, count and average, every student's count and average, the totals,
+ * and the full results of a sample of students.
+ */
+export async function assertMatchesOracle(
+  service: Service,
+  expected: ExpectedState,
+): Promise<number> {
+  const start = performance.now();
+  const stats = await getJson<Stats>(service, "/stats");
+  assert.equal(stats.results, expected.results, "stored results");
+  assert.equal(stats.students, expected.students.size, "students");
+  assert.equal(stats.exams, expected.exams.size, "exams");
+
+  type Summary = { count: number; average: number };
+  const exams = await pages<{ exam: number } & Summary>(service, "/exams", "exams");
+  assert.deepEqual(exams.map((e) => e.exam), [...expected.exams.keys()]);
+  for (const exam of exams) {
+    const want = expected.exams.get(exam.exam)!;
+    assert.equal(exam.count, want.count, `exam ${exam.exam} count`);
+    close(exam.average, want.average, `exam ${exam.exam} average`);
+    const got = await getJson<typeof want>(service, `/exams/${exam.exam}?limit=10000`);
+    assert.deepEqual(got.results, want.results, `exam ${exam.exam} results`);
+  }
+
+  const students = await pages<{ studentId: string } & Summary>(service, "/students", "students");
+  assert.deepEqual(students.map((s) => s.studentId), [...expected.students.keys()]);
+  for (const student of students) {
+    const want = expected.students.get(student.studentId)!;
+    assert.equal(student.count, want.count, `${student.studentId} count`);
+    close(student.average, want.average, `${student.studentId} average`);
+  }
+  for (const want of [...expected.students.values()].filter((_, i) => i % 101 === 0)) {
+    const got = await getJson<typeof want>(
+      service,
+      `/students/${encodeURIComponent(want.studentId)}`,
+    );
+    assert.deepEqual(got.results, want.results, want.studentId);
+    close(got.average, want.average, `${want.studentId} average`);
+  }
+  return performance.now() - start;
+}
+
+function serverDatabaseUrl(): string {
+  const url = Deno.env.get("DATABASE_URL");
+  if (!url) throw new Error("The fault-injection suite needs DATABASE_URL: a Postgres server");
+  return url;
+}
+
+/**
+ * Scenario 1: `kills` SIGKILLs of the service during a live feed of `total` events at
+ * `rate` per second whose connections are cut every `dropEvery` events (every third
+ * kill right after a restart). Each restart must resume from the stored checkpoint
+ * with `Last-Event-ID`; the final state must equal the oracle.
+ */
+export async function killAndRestart(
+  { total, rate, dropEvery, kills, writers = 3 }: {
+    total: number;
+    rate: number;
+    dropEvery: number;
+    kills: number;
+    writers?: number;
+  },
+): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const feed = serveDemoFeed({ seed, rate, total, faults: { dropEvery }, retryMs: 100 });
+  const database = await createTestDatabase("server");
+  const env = { SCORES_URL: feed.url, DATABASE_URL: database.url, WRITERS: String(writers) };
+  let service: Service | undefined;
+  try {
+    const started = performance.now();
+    service = await startService(env);
+    const resumedFrom: string[] = [];
+    for (let kill = 1; kill <= kills; kill++) {
+      if (kill % 3 === 0) {
+        // Every third kill hits a service that has only just started.
+        await sleep(Math.random() * 200);
+      } else {
+        // The feed's ids are decimal indexes: the test may read them, the service never does.
+        const target = Math.floor((total * kill) / (kills + 1));
+        await service.waitFor((s) => Number(s.ingest.lastEventId ?? -1) >= target, 120_000);
+        // Somewhere between checkpoints, not right after one.
+        await sleep(Math.random() * 300);
+      }
+      await service.stop("SIGKILL");
+      const checkpoint = await loadCheckpoint(database.db, feed.url);
+      assert.ok(checkpoint !== undefined, "a checkpoint was stored before the kill");
+      const asked = feed.requests.length;
+      service = await startService(env);
+      assert.equal(
+        await nextRequest(feed, asked),
+        checkpoint,
+        `after kill ${kill} the service resumes with Last-Event-ID = the stored checkpoint`,
+      );
+      resumedFrom.push(checkpoint);
+    }
+    const expected = expectedState(demoEvents(seed, total));
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+      180_000,
+    );
+    const ingestMs = performance.now() - started;
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0, "a graceful stop exits 0");
+    assert.ok(feed.requests.length > total / dropEvery, "the feed cut its connections");
+    assert.ok(
+      feed.requests.slice(1).every((r) => r.lastEventId !== null),
+      "every reconnection and restart resumed with Last-Event-ID",
+    );
+    return {
+      events: total,
+      rate,
+      kills,
+      feedConnections: feed.requests.length,
+      resumedFrom: resumedFrom.join(","),
+      storedResults: expected.results,
+      ingestSeconds: Math.round(ingestMs / 100) / 10,
+      verifyMs: Math.round(verifyMs),
+    };
+  } finally {
+    await service?.stop("SIGKILL");
+    await feed.close();
+    await database.close();
+  }
+}
+
+/**
+ * Scenario 4: SIGTERM while the service ingests a feed as fast as it can: it exits 0
+ * within 10 s having stored the checkpoint of everything it received, and a restart
+ * resumes there and completes the feed with the oracle's state.
+ */
+export async function sigtermAtFullSpeed(
+  { total, stopAfter }: { total: number; stopAfter: number },
+): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const feed = serveDemoFeed({ seed, rate: 0, total, retryMs: 100 });
+  const database = await createTestDatabase("server");
+  const env = { SCORES_URL: feed.url, DATABASE_URL: database.url };
+  let service: Service | undefined;
+  try {
+    service = await startService(env);
+    const memory = sampleMemory(service, 100);
+    const started = performance.now();
+    const before = await service.waitFor((s) => s.ingest.applied >= stopAfter, 120_000);
+    const rate = before.ingest.applied / ((performance.now() - started) / 1000);
+    const peakRss = await memory.stop();
+    const exit = await stopWithin(service, "SIGTERM", 10_000);
+    assert.equal(exit.code, 0, `SIGTERM exits 0:\n${service.output().slice(-2000)}`);
+    const exitMs = exit.ms;
+    const stoppedAt = /"msg":"stopped","lastEventId":"(\d+)"/.exec(service.output())?.[1];
+    assert.ok(stoppedAt !== undefined, "the service logged where it stopped");
+    assert.ok(Number(stoppedAt) < total - 1, "it stopped in the middle of the feed");
+    assert.equal(await loadCheckpoint(database.db, feed.url), stoppedAt, "checkpoint stored");
+
+    const asked = feed.requests.length;
+    service = await startService(env);
+    assert.equal(await nextRequest(feed, asked), stoppedAt, "the restart resumes there");
+    const expected = expectedState(demoEvents(seed, total));
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+      120_000,
+    );
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    return {
+      events: total,
+      stoppedAt,
+      exitMs: Math.round(exitMs),
+      eventsPerSecondBeforeStop: Math.round(rate),
+      peakRssMiB: Math.round(peakRss / MiB),
+      verifyMs: Math.round(verifyMs),
+    };
+  } finally {
+    await service?.stop("SIGKILL");
+    await feed.close();
+    await database.close();
+  }
+}
+
+/** One block of the hostile feed: its bytes (as chunks) or an endless stream. */
+interface HostileBlock {
+  id: string;
+  chunks?: Uint8Array[];
+  /** Sent instead of `chunks`: a stream that never ends (the client must cut it). */
+  endless?: () => Uint8Array;
+  /** Sent on the first connection that reaches it only, like a one-off glitch. */
+  once?: boolean;
+}
+
+/** What the service must make of the hostile feed. */
+interface HostileExpectation {
+  valid: OracleEvent[];
+  /** Quarantined events: event id -> reason code. */
+  rejected: Map<string, string>;
+  ignored: number;
+  oversized: number;
+}
+
+/**
+ * A feed of `valid` demo events with every kind of hostile input mixed in: events
+ * larger than 1 MiB (finite, an endless line, endless data lines), invalid UTF-8,
+ * deep nesting, NUL and control characters, floods of other types, wrong field
+ * types, relaxed JSON, odd line endings and characters split across chunks.
+ */
+function hostileFeed(seed: number, valid: number) {
+  const blocks: HostileBlock[] = [];
+  const expect: HostileExpectation = { valid: [], rejected: new Map(), ignored: 0, oversized: 0 };
+  const id = () => String(blocks.length);
+  const bytes = (...parts: (string | number[])[]) => {
+    const arrays = parts.map((p) => typeof p === "string" ? encoder.encode(p) : new Uint8Array(p));
+    const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of arrays) out.set(a, (at += a.length) - a.length);
+    return out;
+  };
+  const score = (data: string | (string | number[])[], outcome: OracleEvent | string) => {
+    const parts = typeof data === "string" ? [data] : data;
+    const block = id();
+    blocks.push({
+      id: block,
+      chunks: [bytes(`id: ${block}\nevent: score\ndata: `, ...parts, "\n\n")],
+    });
+    if (typeof outcome === "string") expect.rejected.set(block, outcome);
+    else expect.valid.push(outcome);
+  };
+  const other = (text: string, dispatched: number) => {
+    blocks.push({ id: id(), chunks: [bytes(`id: ${id()}\n${text}`)] });
+    expect.ignored += dispatched;
+  };
+
+  const hostile: (() => void)[] = [
+    // The example of the original brief, in relaxed JSON: accepted.
+    () =>
+      score(`{"exam": 3, "studentId": "foo", score: .991}`, {
+        exam: 3,
+        studentId: "foo",
+        score: 0.991,
+      }),
+    () =>
+      score(`{exam: 4, 'studentId': 'bar', score: 0.5,}`, {
+        exam: 4,
+        studentId: "bar",
+        score: 0.5,
+      }),
+    // Invalid UTF-8 inside a string decodes to U+FFFD (WHATWG): a valid, odd studentId.
+    () =>
+      score([`{"exam":7,"studentId":"bad`, [0xff, 0xfe], `utf8","score":0.25}`], {
+        exam: 7,
+        studentId: "bad\uFFFD\uFFFDutf8",
+        score: 0.25,
+      }),
+    // ... and between tokens it is not JSON.
+    () => score([`{"exam":7,`, [0xc0, 0xaf], `"studentId":"x","score":0.5}`], "invalid_json"),
+    // A character split across network chunks decodes whole.
+    () => {
+      const text = bytes(
+        `id: ${id()}\nevent: score\ndata: {"exam":8,"studentId":"Zoë_😀","score":1}\n\n`,
+      );
+      const cut = text.indexOf(0xf0) + 2;
+      blocks.push({ id: id(), chunks: [text.subarray(0, cut), text.subarray(cut)] });
+      expect.valid.push({ exam: 8, studentId: "Zoë_😀", score: 1 });
+    },
+    // Data lines join with "\n"; CRLF and lone CR end lines too.
+    () => {
+      const block = id();
+      const text = `id: ${block}\r\nevent: score\r\ndata: {"exam":9,\rdata: "studentId":"lines",` +
+        `\r\ndata: "score":0.125}\r\r\n`;
+      blocks.push({ id: block, chunks: [encoder.encode(text)] });
+      expect.valid.push({ exam: 9, studentId: "lines", score: 0.125 });
+    },
+    // Deep nesting, within the size limit.
+    () => score("[".repeat(200_000) + "]".repeat(200_000), "not_an_object"),
+    () => score("[".repeat(500_000), "invalid_json"),
+    () => score(`{"a":`.repeat(100_000) + "1" + "}".repeat(100_000), "invalid_exam"),
+    // NUL and control characters, raw and escaped.
+    () => score(`{"exam":5,"studentId":"nul\0here","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":5,"studentId":"nul\\u0000here","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":5,\0"studentId":"x","score":0.5}`, "invalid_json"),
+    () => score(`\0`, "invalid_json"),
+    () => score(`{"exam":5,"studentId":"bell\x07","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":5,"studentId":"c1\\u009f","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":5,"studentId":"del\x7f","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":5,"studentId":"\\ud800","score":0.5}`, "invalid_student_id"),
+    // Wrong types and ranges.
+    () => score(`{"exam":"3","studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"exam":3.5,"studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"exam":-1,"studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"exam":2147483648,"studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"exam":null,"studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"studentId":"x","score":0.5}`, "invalid_exam"),
+    () => score(`{"exam":3,"studentId":42,"score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":3,"studentId":"","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":3,"studentId":"${"x".repeat(129)}","score":0.5}`, "invalid_student_id"),
+    () => score(`{"exam":3,"studentId":"x","score":"0.5"}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x","score":1.0000001}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x","score":-0.001}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x","score":NaN}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x","score":Infinity}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x","score":true}`, "invalid_score"),
+    () => score(`{"exam":3,"studentId":"x"}`, "invalid_score"),
+    () => score(`[1,2,3]`, "not_an_object"),
+    () => score(`null`, "not_an_object"),
+    () => score(`"a string"`, "not_an_object"),
+    () => score(``, "invalid_json"),
+    () => score(`{`, "invalid_json"),
+    // Other types, counted and ignored; blocks without data dispatch nothing.
+    () => other("event: junk\ndata: x\n\n".repeat(20_000), 20_000),
+    () => other(`data: {"exam":3,"studentId":"x","score":0.5}\n\n`, 1),
+    () => other(`event: Score\ndata: {"exam":3,"studentId":"x","score":0.5}\n\n`, 1),
+    () => other(`event: sc\0ore\ndata: {"exam":3,"studentId":"x","score":0.5}\n\n`, 1),
+    () => other(`event: score\n\n: a comment\n\nretry: soon\n\n`, 0),
+    () => other(`: ${"c".repeat(100)}\n`.repeat(10_000) + "\n", 0),
+    // Larger than the 1 MiB limit: each fails the connection once.
+    () => {
+      blocks.push({
+        id: id(),
+        once: true,
+        chunks: [bytes(`id: ${id()}\nevent: score\ndata: "`, "x".repeat(1.5 * MiB), `"\n\n`)],
+      });
+      expect.oversized++;
+    },
+    () => {
+      const line = encoder.encode("y".repeat(64 * 1024));
+      blocks.push({
+        id: id(),
+        once: true,
+        chunks: [bytes("event: score\ndata: ")],
+        endless: () => line,
+      });
+      expect.oversized++;
+    },
+    () => {
+      const lines = encoder.encode(`data: ${"z".repeat(1000)}\n`.repeat(64));
+      blocks.push({
+        id: id(),
+        once: true,
+        chunks: [bytes("event: score\n")],
+        endless: () => lines,
+      });
+      expect.oversized++;
+    },
+  ];
+
+  const every = Math.max(1, Math.floor(valid / hostile.length));
+  for (let i = 0, next = 0; i < valid; i++) {
+    const event = scoreEventAt(seed, i);
+    const ending = ["\n", "\r\n", "\r"][i % 3];
+    const block = id();
+    const text = [`id: ${block}`, "event: score", `data: ${JSON.stringify(event)}`, "", ""]
+      .join(ending);
+    blocks.push({ id: block, chunks: [encoder.encode(text)] });
+    expect.valid.push(event);
+    if (i % every === every - 1 && next < hostile.length) hostile[next++]();
+  }
+  assert.equal(blocks.at(-1)!.chunks?.length, 1, "the feed ends with a valid event");
+  assert.ok(expect.rejected.size > 0 && expect.oversized === 3, "every hostile block is in");
+  return { blocks, expect };
+}
+
+/** Bad statuses the hostile feed answers some requests with, by request number. */
+const BAD_STATUSES = new Map([[1, 503], [3, 429], [5, 500]]);
+
+/**
+ * Serves `blocks`, resuming after the block named by Last-Event-ID, and answers
+ * the requests in BAD_STATUSES with those statuses (and `Retry-After: 1`).
+ */
+function serveBlocks(blocks: HostileBlock[]) {
+  const served = new Set<string>();
+  const requests: FeedRequest[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const lastEventId = request.headers.get("last-event-id");
+    requests.push({ lastEventId });
+    const bad = BAD_STATUSES.get(requests.length - 1);
+    if (bad) return new Response("not now", { status: bad, headers: { "retry-after": "1" } });
+    let next = lastEventId === null ? 0 : blocks.findIndex((b) => b.id === lastEventId) + 1;
+    // A one-off block is skipped by the connection that resumes right after it: the
+    // client failed on it. The server may have sent blocks beyond it that never arrived.
+    if (blocks[next]?.once && served.has(blocks[next].id)) next++;
+    let endless: (() => Uint8Array) | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(encoder.encode("retry: 100\n\n")),
+      pull(controller) {
+        if (endless) return controller.enqueue(endless());
+        if (next === blocks.length) return controller.close();
+        const block = blocks[next++];
+        served.add(block.id);
+        for (const chunk of block.chunks ?? []) controller.enqueue(chunk);
+        endless = block.endless;
+      },
+    }, { highWaterMark: 0 });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/scores`,
+    requests,
+    close: () => server.shutdown(),
+  };
+}
+
+/**
+ * Scenario 3: a hostile feed. Valid events are all stored exactly; invalid score
+ * events are counted as rejected and kept in the quarantine table with their id and
+ * reason; other types are counted as ignored; each oversized event fails its
+ * connection, is counted, and the service reconnects and goes on; 503, 429 and 500
+ * answers are retried.
+ */
+export async function hostileFeedScenario({ valid }: { valid: number }): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const { blocks, expect } = hostileFeed(seed, valid);
+  const feed = serveBlocks(blocks);
+  const database = await createTestDatabase("server");
+  let service: Service | undefined;
+  try {
+    service = await startService({ SCORES_URL: feed.url, DATABASE_URL: database.url });
+    const memory = sampleMemory(service);
+    const expected = expectedState(expect.valid);
+    const lastId = blocks.at(-1)!.id;
+    const stats = await service.waitFor(
+      (s) =>
+        s.ingest.lastEventId === lastId && s.ingest.applied === expect.valid.length &&
+        s.results === expected.results,
+      120_000,
+    );
+    const peakRss = await memory.stop();
+    assert.equal(stats.ingest.ignored, expect.ignored, "other types are counted as ignored");
+    assert.equal(stats.ingest.rejected, expect.rejected.size, "invalid events are counted");
+    const byReason: Record<string, number> = {};
+    for (const reason of expect.rejected.values()) byReason[reason] = (byReason[reason] ?? 0) + 1;
+    assert.deepEqual(stats.ingest.rejectedByReason, byReason);
+    assert.equal(
+      stats.ingest.received,
+      expect.valid.length + expect.rejected.size + expect.ignored,
+      "every dispatched event was received exactly once",
+    );
+    const quarantined = await database.db.selectFrom("quarantine")
+      .select(["event_id", "reason"]).execute();
+    assert.deepEqual(
+      new Map(quarantined.map((q) => [q.event_id, q.reason.split(":")[0]])),
+      expect.rejected,
+      "each rejected event is quarantined once, with its id and reason",
+    );
+    const oversized = service.output().match(/event larger than \d+ bytes/g)?.length ?? 0;
+    assert.equal(oversized, expect.oversized, "each oversized event failed its connection");
+    assert.ok(stats.ingest.reconnects >= expect.oversized, "and the service reconnected");
+    for (const status of BAD_STATUSES.values()) {
+      assert.match(service.output(), new RegExp(`"reason":"HTTP ${status} `), `retried ${status}`);
+    }
+    assert.equal(
+      feed.requests.filter((r) => r.lastEventId === null).length,
+      1,
+      "every reconnection resumed with Last-Event-ID",
+    );
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    return {
+      validEvents: expect.valid.length,
+      rejected: expect.rejected.size,
+      ignored: expect.ignored,
+      oversized: expect.oversized,
+      feedConnections: feed.requests.length,
+      peakRssMiB: Math.round(peakRss / MiB),
+      verifyMs: Math.round(verifyMs),
+    };
+  } finally {
+    await service?.stop("SIGKILL");
+    await feed.close();
+    await database.close();
+  }
+}
+
+/** The local cluster serving DATABASE_URL (from `pg_lsclusters`), or undefined. */
+export async function localCluster(): Promise<{ version: string; name: string } | undefined> {
+  const url = new URL(serverDatabaseUrl());
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) return undefined;
+  try {
+    const { stdout } = await new Deno.Command("pg_lsclusters", { args: ["-h"] }).output();
+    for (const line of new TextDecoder().decode(stdout).split("\n")) {
+      const [version, name, port] = line.split(/\s+/);
+      if (port === (url.port || "5432")) return { version, name };
+    }
+  } catch { /* no pg_lsclusters here */ }
+  return undefined;
+}
+
+async function pgCtlCluster(cluster: { version: string; name: string }, ...args: string[]) {
+  const { code, stderr } = await new Deno.Command("pg_ctlcluster", {
+    args: ["--skip-systemctl-redirect", cluster.version, cluster.name, ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code, stderr: new TextDecoder().decode(stderr) };
+}
+
+/** Starts the cluster unless it runs, and waits until it accepts connections. */
+async function ensureClusterUp(cluster: { version: string; name: string }) {
+  const url = new URL(serverDatabaseUrl());
+  const ready = async () =>
+    (await new Deno.Command("pg_isready", {
+      args: ["-q", "-h", url.hostname, "-p", url.port || "5432"],
+    }).output()).success;
+  for (let attempt = 0; attempt < 120; attempt++) {
+    if (await ready()) return;
+    if (attempt % 20 === 0) await pgCtlCluster(cluster, "start");
+    await sleep(500);
+  }
+  throw new Error(`The cluster ${cluster.version}/${cluster.name} does not come back`);
+}
+
+/** A probe of the service while a fault lasts. */
+interface Sample {
+  ms: number;
+  healthz: number;
+  readyz: number;
+  rss?: number;
+  received?: number;
+  applied?: number;
+}
+
+/** Samples health, readiness, memory and ingest progress every `everyMs` for `ms`. */
+async function watch(service: Service, ms: number, everyMs = 500): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    const [healthz, readyz, m] = await Promise.all([
+      status(service, "/healthz"),
+      status(service, "/readyz"),
+      metrics(service),
+    ]);
+    samples.push({
+      ms: performance.now() - start,
+      healthz,
+      readyz,
+      rss: m.process_resident_memory_bytes,
+      received: m.scorestream_ingest_events_received_total,
+      applied: m.scorestream_ingest_events_applied_total,
+    });
+    await sleep(everyMs);
+  }
+  return samples;
+}
+
+/** Asserts what must hold while the database is away, `settleMs` after it went. */
+function assertOutage(samples: Sample[], settleMs: number, what: string) {
+  for (const s of samples) {
+    assert.equal(s.healthz, 200, `${what}: /healthz answers 200 throughout (at ${s.ms} ms)`);
+  }
+  const settled = samples.filter((s) => s.ms >= settleMs);
+  assert.ok(settled.length > 0);
+  for (const s of settled) {
+    assert.equal(s.readyz, 503, `${what}: /readyz answers 503 (at ${Math.round(s.ms)} ms)`);
+  }
+  const applied = settled.map((s) => s.applied).filter((n) => n !== undefined);
+  assert.equal(new Set(applied).size, 1, `${what}: nothing is committed meanwhile: ${applied}`);
+}
+
+async function waitReady(service: Service, timeoutMs = 60_000): Promise<number> {
+  const start = performance.now();
+  await until(
+    "/readyz to answer 200",
+    async () => await status(service, "/readyz") === 200 || undefined,
+    timeoutMs,
+  );
+  return performance.now() - start;
+}
+
+/**
+ * Scenario 2: database outages while ingesting a live feed. First an outage of
+ * `outageMs` played by a TCP proxy between the service and Postgres, then real
+ * restarts of the local cluster (`pg_ctlcluster stop -m <mode>`, down for
+ * `clusterDownMs` each).
+ * Throughout: no crash, /healthz 200; meanwhile /readyz 503 and nothing committed;
+ * during the long outage ingest stops reading (received stays put, below the feed's
+ * end) and memory stops growing; afterwards /readyz 200, ingest resumes, and the
+ * final state equals the oracle.
+ */
+export async function databaseOutages(
+  { total, rate, outageMs, clusterStop, clusterDownMs = 5_000 }: {
+    total: number;
+    rate: number;
+    outageMs: number;
+    /** How to stop the local cluster, or none to skip the real restart. */
+    clusterStop: ("fast" | "immediate")[];
+    clusterDownMs?: number;
+  },
+): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const examSize = 2_000;
+  // Cut now and then, so that each connection paces itself afresh after an outage.
+  const faults = { dropEvery: 50_000 };
+  const feed = serveDemoFeed({ seed, rate, total, examSize, faults, retryMs: 100 });
+  const database = await createTestDatabase("server");
+  const target = new URL(database.url);
+  const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const proxied = new URL(database.url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(proxy.port);
+  const cluster = clusterStop.length > 0 ? await localCluster() : undefined;
+  if (clusterStop.length > 0 && !cluster) throw new Error("No local cluster to restart");
+  let service: Service | undefined;
+  const report: Report = { events: total, rate };
+  try {
+    service = await startService({ SCORES_URL: feed.url, DATABASE_URL: proxied.href });
+    await service.waitFor((s) => s.ingest.applied >= rate, 60_000);
+    assert.equal(await status(service, "/readyz"), 200);
+
+    proxy.down();
+    let samples: Sample[];
+    try {
+      samples = await watch(service, outageMs);
+    } finally {
+      proxy.up();
+    }
+    assertOutage(samples, 3_000, "proxy down");
+    // Backpressure: reading stopped well before the feed's end, with the bounded
+    // number of events pending, and memory stopped growing with it.
+    const progress = samples.filter((s) => s.received !== undefined);
+    const last = progress.at(-1)!;
+    const stalledSince = progress.find((s) => s.received === last.received)!;
+    assert.ok(
+      last.ms - stalledSince.ms >= Math.min(5_000, outageMs / 4),
+      `ingest stopped reading the feed (received ${progress.map((s) => s.received)})`,
+    );
+    assert.ok(last.received! < total, "the feed had more to give");
+    const peakRss = Math.max(...samples.map((s) => s.rss ?? 0));
+    const rssWhenStalled = Math.max(
+      ...samples.filter((s) => s.ms <= stalledSince.ms + 1_000).map((s) => s.rss ?? 0),
+    );
+    assert.ok(
+      peakRss <= rssWhenStalled + 64 * MiB,
+      `memory stops growing once reading stops: ${rssWhenStalled} -> ${peakRss}`,
+    );
+    const readyMs = await waitReady(service);
+    assert.ok(readyMs < 5_000, `ready within 5 s of Postgres's return, took ${readyMs} ms`);
+    await service.waitFor((s) => s.ingest.applied > last.applied!, 10_000);
+    Object.assign(report, {
+      outageMs,
+      pendingDuringOutage: last.received! - last.applied!,
+      readingStalledForMs: Math.round(last.ms - stalledSince.ms),
+      peakRssDuringOutageMiB: Math.round(peakRss / MiB),
+      readyAfterOutageMs: Math.round(readyMs),
+    });
+
+    for (const mode of clusterStop) {
+      const live = await getJson<Stats>(service, "/stats");
+      assert.ok(Number(live.ingest.lastEventId) < total - rate, "the feed is still live");
+      const stopped = await pgCtlCluster(cluster!, "stop", "-m", mode);
+      assert.equal(stopped.code, 0, `pg_ctlcluster stop -m ${mode}: ${stopped.stderr}`);
+      try {
+        const samples = await watch(service, clusterDownMs);
+        assertOutage(samples, 2_000, `cluster stopped -m ${mode}`);
+      } finally {
+        await ensureClusterUp(cluster!);
+      }
+      const readyMs = await waitReady(service);
+      assert.ok(readyMs < 5_000, `ready within 5 s of the cluster's start, took ${readyMs} ms`);
+      report[`clusterStop_${mode}_readyAfterMs`] = Math.round(readyMs);
+      const before = (await getJson<Stats>(service, "/stats")).ingest.applied;
+      await service.waitFor((s) => s.ingest.applied > before, 10_000);
+    }
+
+    const expected = expectedState(demoEvents(seed, total, { examSize }));
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+      180_000,
+    );
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.doesNotMatch(service.output(), /Uncaught|unhandled/i, "no unhandled error");
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    return { ...report, verifyMs: Math.round(verifyMs) };
+  } finally {
+    await service?.stop("SIGKILL");
+    if (cluster) await ensureClusterUp(cluster);
+    await proxy.close();
+    await feed.close();
+    await database.close();
+  }
+}
+
+/**
+ * Scenario 5: SIGTERM while Postgres is away and ingest is held back by it: the
+ * service still exits 0 within 10 s, and once Postgres is back a restart resumes
+ * from the stored checkpoint and completes the feed exactly.
+ */
+export async function sigtermDuringOutage(
+  { total, rate }: { total: number; rate: number },
+): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const examSize = 2_000;
+  const feed = serveDemoFeed({ seed, rate, total, examSize, retryMs: 100 });
+  const database = await createTestDatabase("server");
+  const target = new URL(database.url);
+  const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const proxied = new URL(database.url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(proxy.port);
+  const env = { SCORES_URL: feed.url, DATABASE_URL: proxied.href };
+  let service: Service | undefined;
+  try {
+    service = await startService(env);
+    await service.waitFor((s) => s.ingest.applied >= rate, 60_000);
+    proxy.down();
+    // Until reading stops: the bounded queues are full.
+    let received = -1;
+    for (let still = 0; still < 4;) {
+      await sleep(500);
+      const now = (await metrics(service)).scorestream_ingest_events_received_total;
+      still = now === received ? still + 1 : 0;
+      received = now;
+    }
+    assert.ok(received < total, "ingest was held back before the feed's end");
+    const exit = await stopWithin(service, "SIGTERM", 10_000);
+    assert.equal(exit.code, 0, `SIGTERM exits 0:\n${service.output().slice(-2000)}`);
+    proxy.up();
+    const checkpoint = await loadCheckpoint(database.db, feed.url);
+    const asked = feed.requests.length;
+    service = await startService(env);
+    assert.equal(await nextRequest(feed, asked), checkpoint, "the restart resumes there");
+    const expected = expectedState(demoEvents(seed, total, { examSize }));
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+      120_000,
+    );
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    return {
+      events: total,
+      heldBackAt: received,
+      exitMs: Math.round(exit.ms),
+      checkpoint: checkpoint ?? "",
+      verifyMs: Math.round(verifyMs),
+    };
+  } finally {
+    await service?.stop("SIGKILL");
+    await proxy.close();
+    await feed.close();
+    await database.close();
+  }
+}
