@@ -12,17 +12,24 @@ import {
 import type { ParameterOrJSON, ReservedSql, Sql } from "postgres";
 
 /**
- * Kysely's Postgres dialect over a postgres.js pool. A statement outside a
- * transaction runs on the pool, as `sql.unsafe()` does; only a transaction
- * reserves a connection. (kysely-postgres-js reserves one for every statement,
- * and postgres.js 3.4 puts a reserved connection that died back into its pool
- * when it is released, where every later statement on it hangs forever: one
- * server restart was enough to wedge a pool.)
+ * Kysely's Postgres dialect over a postgres.js pool of `max` connections. A
+ * statement outside a transaction runs on the pool, as `sql.unsafe()` does; only
+ * a transaction reserves a connection. (kysely-postgres-js reserves one for every
+ * statement, and postgres.js 3.4 puts a reserved connection that died back into
+ * its pool when it is released, where every later statement on it hangs forever:
+ * one server restart was enough to wedge a pool.)
+ *
+ * Outside a transaction, a statement that fails because the server shut its
+ * connection down (FATAL 57P01..57P03) runs again, up to once per connection of
+ * the pool: postgres.js keeps that error when the connection closes and fails the
+ * first statement on the reconnected connection with it, however much later, and
+ * that statement was never sent. Running one again is safe here because every
+ * statement the service runs outside a transaction is idempotent.
  */
-export function createPostgresJsDialect(client: Sql): Dialect {
+export function createPostgresJsDialect(client: Sql, { max }: { max: number }): Dialect {
   return {
     createAdapter: () => new PostgresAdapter(),
-    createDriver: () => new PostgresJsDriver(client),
+    createDriver: () => new PostgresJsDriver(client, max),
     createIntrospector: (db) => new PostgresIntrospector(db),
     createQueryCompiler: () => new PostgresQueryCompiler(),
   };
@@ -30,15 +37,17 @@ export function createPostgresJsDialect(client: Sql): Dialect {
 
 class PostgresJsDriver implements Driver {
   #client: Sql;
+  #retries: number;
 
-  constructor(client: Sql) {
+  constructor(client: Sql, retries: number) {
     this.#client = client;
+    this.#retries = retries;
   }
 
   async init(): Promise<void> {}
 
   acquireConnection(): Promise<DatabaseConnection> {
-    return Promise.resolve(new PostgresJsConnection(this.#client));
+    return Promise.resolve(new PostgresJsConnection(this.#client, this.#retries));
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
@@ -74,11 +83,13 @@ class PostgresJsDriver implements Driver {
 
 class PostgresJsConnection implements DatabaseConnection {
   #client: Sql;
+  #retries: number;
   #reserved: ReservedSql | undefined;
   #lost = false;
 
-  constructor(client: Sql) {
+  constructor(client: Sql, retries: number) {
     this.#client = client;
+    this.#retries = retries;
   }
 
   async reserve() {
@@ -88,20 +99,25 @@ class PostgresJsConnection implements DatabaseConnection {
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     // postgres.js would queue it on the dead socket, never to settle.
     if (this.#lost) throw new Error("Cannot run the statement: its connection was lost");
-    try {
-      const result = await (this.#reserved ?? this.#client).unsafe(
-        query.sql,
-        query.parameters as ParameterOrJSON<never>[],
-        { prepare: true },
-      );
-      const changes = /^(INSERT|UPDATE|DELETE|MERGE)$/.test(result.command);
-      return {
-        rows: [...result] as R[],
-        numAffectedRows: changes ? BigInt(result.count) : undefined,
-      };
-    } catch (error) {
-      if (this.#reserved && connectionLost(error)) this.#lost = true;
-      throw error;
+    for (let attempt = 0;; attempt++) {
+      try {
+        const result = await (this.#reserved ?? this.#client).unsafe(
+          query.sql,
+          query.parameters as ParameterOrJSON<never>[],
+          { prepare: true },
+        );
+        const changes = /^(INSERT|UPDATE|DELETE|MERGE)$/.test(result.command);
+        return {
+          rows: [...result] as R[],
+          numAffectedRows: changes ? BigInt(result.count) : undefined,
+        };
+      } catch (error) {
+        if (this.#reserved) {
+          if (connectionLost(error)) this.#lost = true;
+          throw error;
+        }
+        if (!shutDown(error) || attempt >= this.#retries) throw error;
+      }
     }
   }
 
@@ -123,4 +139,10 @@ function connectionLost(error: unknown): boolean {
   const { code, severity } = error as { code?: unknown; severity?: unknown };
   return severity === "FATAL" || severity === "PANIC" ||
     (typeof code === "string" && /^(CONNECTION_|CONNECT_TIMEOUT|E[A-Z]+$|08)/.test(code));
+}
+
+/** Whether the server shut the connection down: admin or crash shutdown, not accepting. */
+function shutDown(error: unknown): boolean {
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return severity === "FATAL" && typeof code === "string" && /^57P0[123]$/.test(code);
 }

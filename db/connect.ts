@@ -45,7 +45,7 @@ export function createDb(
       idle_in_transaction_session_timeout: statementTimeoutMs * 2,
     },
   });
-  const db = new Kysely<Database>({ dialect: createPostgresJsDialect(client) });
+  const db = new Kysely<Database>({ dialect: createPostgresJsDialect(client, { max }) });
   return { db, close: () => db.destroy() };
 }
 
