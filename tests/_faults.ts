@@ -19,7 +19,7 @@ export type Report = Record<string, number | string | boolean>;
 
 const encoder = new TextEncoder();
 
-export function sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
@@ -37,16 +37,20 @@ async function until<T>(
   throw new Error(`Timed out waiting for ${what}`);
 }
 
-/** The status of GET `path`, or 0 when the request fails or takes over `timeoutMs`. */
-async function status(service: Service, path: string, timeoutMs = 5_000): Promise<number> {
+/** The status of GET `path`, or why the request failed or took over `timeoutMs`. */
+async function status(
+  service: Service,
+  path: string,
+  timeoutMs = 5_000,
+): Promise<number | string> {
   try {
     const response = await fetch(`${service.url}${path}`, {
       signal: AbortSignal.timeout(timeoutMs),
     });
     await response.body?.cancel();
     return response.status;
-  } catch {
-    return 0;
+  } catch (error) {
+    return String(error);
   }
 }
 
@@ -79,9 +83,6 @@ function sampleMemory(service: Service, everyMs = 200) {
     }
   })();
   return {
-    get peak() {
-      return peak;
-    },
     async stop(): Promise<number> {
       running = false;
       await loop;
@@ -120,6 +121,14 @@ async function stopWithin(
     );
   }
   return { code: status.code, ms: performance.now() - start };
+}
+
+/** The error, with the end of what the service logged (requests left out) appended. */
+function withServiceOutput(error: unknown, service: Service | undefined): unknown {
+  if (!(error instanceof Error) || !service) return error;
+  const lines = service.output().split("\n").filter((l) => !l.includes(`"msg":"request"`));
+  error.message += `\n--- the service's last log lines ---\n${lines.slice(-40).join("\n")}`;
+  return error;
 }
 
 /** A feed's request as the feed server saw it. */
@@ -180,9 +189,9 @@ async function pages<T>(service: Service, path: string, key: string): Promise<T[
 /**
  * Asserts through the API that the service holds exactly the oracle's state: every
  * exam's results, count and average, every student's count and average, the totals,
- * and the full results of a sample of students.
+ * and the full results of a sample of students. Returns how long that took.
  */
-export async function assertMatchesOracle(
+async function assertMatchesOracle(
   service: Service,
   expected: ExpectedState,
 ): Promise<number> {
@@ -297,6 +306,8 @@ export async function killAndRestart(
       ingestSeconds: Math.round(ingestMs / 100) / 10,
       verifyMs: Math.round(verifyMs),
     };
+  } catch (error) {
+    throw withServiceOutput(error, service);
   } finally {
     await service?.stop("SIGKILL");
     await feed.close();
@@ -350,6 +361,8 @@ export async function sigtermAtFullSpeed(
       peakRssMiB: Math.round(peakRss / MiB),
       verifyMs: Math.round(verifyMs),
     };
+  } catch (error) {
+    throw withServiceOutput(error, service);
   } finally {
     await service?.stop("SIGKILL");
     await feed.close();
@@ -641,6 +654,8 @@ export async function hostileFeedScenario({ valid }: { valid: number }): Promise
       peakRssMiB: Math.round(peakRss / MiB),
       verifyMs: Math.round(verifyMs),
     };
+  } catch (error) {
+    throw withServiceOutput(error, service);
   } finally {
     await service?.stop("SIGKILL");
     await feed.close();
@@ -689,8 +704,8 @@ async function ensureClusterUp(cluster: { version: string; name: string }) {
 /** A probe of the service while a fault lasts. */
 interface Sample {
   ms: number;
-  healthz: number;
-  readyz: number;
+  healthz: number | string;
+  readyz: number | string;
   rss?: number;
   received?: number;
   applied?: number;
@@ -847,6 +862,8 @@ export async function databaseOutages(
     assert.doesNotMatch(service.output(), /Uncaught|unhandled/i, "no unhandled error");
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
     return { ...report, verifyMs: Math.round(verifyMs) };
+  } catch (error) {
+    throw withServiceOutput(error, service);
   } finally {
     await service?.stop("SIGKILL");
     if (cluster) await ensureClusterUp(cluster);
@@ -909,6 +926,8 @@ export async function sigtermDuringOutage(
       checkpoint: checkpoint ?? "",
       verifyMs: Math.round(verifyMs),
     };
+  } catch (error) {
+    throw withServiceOutput(error, service);
   } finally {
     await service?.stop("SIGKILL");
     await proxy.close();
