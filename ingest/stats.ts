@@ -1,6 +1,10 @@
 import { createHistogram, observe } from "./histogram.ts";
 
 const LAG_WINDOW_MS = 60_000;
+// The lags of at most this many recent batches are kept: one per batch for a
+// minute grew with the feed's chunk rate (a feed of tiny chunks made it hundreds
+// of MiB, and every snapshot sorted all of it).
+const LAG_SAMPLES = 16_384;
 
 /**
  * Counters and distributions of the ingest pipeline. `snapshot()` has the
@@ -21,8 +25,9 @@ export class IngestStats {
   readonly rejectedByReason: Record<string, number> = {};
   readonly batchSize = createHistogram([10, 100, 1_000, 5_000, 10_000, 20_000, 50_000]);
   readonly commitLatencyMs = createHistogram([1, 5, 10, 25, 50, 100, 250, 1_000, 5_000]);
-  #lags: { at: number; ms: number }[] = [];
-  #lagsStart = 0;
+  readonly #lagAt = new Float64Array(LAG_SAMPLES);
+  readonly #lagMs = new Float64Array(LAG_SAMPLES);
+  #lags = 0;
 
   /** Events pending per writer; set once the writers run. */
   queueDepth: () => number[] = () => [];
@@ -38,18 +43,17 @@ export class IngestStats {
   }
 
   lag(ms: number, now = performance.now()): void {
-    this.#lags.push({ at: now, ms });
-    while (this.#lags[this.#lagsStart].at < now - LAG_WINDOW_MS) this.#lagsStart++;
-    if (this.#lagsStart > 1024 && this.#lagsStart > this.#lags.length / 2) {
-      this.#lags = this.#lags.slice(this.#lagsStart);
-      this.#lagsStart = 0;
-    }
+    const i = this.#lags++ % LAG_SAMPLES;
+    this.#lagAt[i] = now;
+    this.#lagMs[i] = ms;
   }
 
   snapshot(now = performance.now()) {
-    const recent = this.#lags.slice(this.#lagsStart).filter((l) => l.at >= now - LAG_WINDOW_MS)
-      .map((l) => l.ms)
-      .sort((a, b) => a - b);
+    const recent: number[] = [];
+    for (let i = 0; i < Math.min(this.#lags, LAG_SAMPLES); i++) {
+      if (this.#lagAt[i] >= now - LAG_WINDOW_MS) recent.push(this.#lagMs[i]);
+    }
+    recent.sort((a, b) => a - b);
     return {
       state: this.state,
       received: this.received,
