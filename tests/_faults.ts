@@ -376,7 +376,10 @@ interface HostileBlock {
   chunks?: Uint8Array[];
   /** Sent instead of `chunks`: a stream that never ends (the client must cut it). */
   endless?: () => Uint8Array;
-  /** Sent on the first connection that reaches it only, like a one-off glitch. */
+  /**
+   * A one-off glitch: once sent, it is skipped by the next connection that resumes
+   * right before it (the client failed on it).
+   */
   once?: boolean;
 }
 
@@ -403,7 +406,10 @@ function hostileFeed(seed: number, valid: number) {
     const arrays = parts.map((p) => typeof p === "string" ? encoder.encode(p) : new Uint8Array(p));
     const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
     let at = 0;
-    for (const a of arrays) out.set(a, (at += a.length) - a.length);
+    for (const a of arrays) {
+      out.set(a, at);
+      at += a.length;
+    }
     return out;
   };
   const score = (data: string | (string | number[])[], outcome: OracleEvent | string) => {
