@@ -20,6 +20,7 @@ import {
   createRouter,
   IngestStats,
 } from "./ingest/mod.ts";
+import { createLogger } from "./log.ts";
 import { startWriters } from "./workers/mod.ts";
 
 /** Everything the service can be told, from flags or the environment. */
@@ -94,9 +95,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   };
 }
 
-function log(record: Record<string, unknown>) {
-  console.log(JSON.stringify({ time: new Date().toISOString(), ...record }));
-}
+const logger = createLogger();
+const log = logger.log;
 
 async function main(config: Config) {
   const shutdown = new AbortController();
@@ -163,6 +163,7 @@ async function main(config: Config) {
   // replayed from the checkpoint after the restart, so a forced exit loses nothing.
   const watchdog = setTimeout(() => {
     log({ level: "error", msg: "shutdown took over 10 s; exiting anyway" });
+    logger.flush();
     Deno.exit(1);
   }, 10_000);
   const deadline = AbortSignal.timeout(8_000);
@@ -172,6 +173,7 @@ async function main(config: Config) {
   await embedded?.close();
   clearTimeout(watchdog);
   log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });
+  logger.flush();
   Deno.exit(0);
 }
 
