@@ -30,17 +30,26 @@ export function createRouter(): OpenAPIHono<ApiEnv> {
 
 const encoder = new TextEncoder();
 
-/** Sends JSON text built by the database as it is, typed as the `T` it holds. */
+/** compress()'s default: bodies smaller than this are sent as they are. */
+const COMPRESS_THRESHOLD = 1024;
+
+/**
+ * Sends JSON text built by the database as it is, typed as the `T` it holds.
+ * The text goes to Deno.serve as a string: encoding it here and handing over
+ * bytes, which Response copies, cost ~12 µs of a ~30 µs request for 2 KiB.
+ */
 export function jsonText<T>(
   c: Context,
   body: JsonText<T>,
   headers: Record<string, string> = {},
 ): TypedResponse<JSONParsed<T>, 200, "json"> {
-  const bytes = encoder.encode(body);
-  return c.body(bytes, 200, {
+  return c.body(body, 200, {
     "Content-Type": "application/json",
-    // Set so that compress() leaves small bodies alone.
-    "Content-Length": String(bytes.length),
+    // compress() leaves a body alone only when it knows it is small; a larger
+    // one (at least as many bytes as UTF-16 units) is sized by Deno.serve.
+    ...(body.length < COMPRESS_THRESHOLD
+      ? { "Content-Length": String(encoder.encode(body).length) }
+      : {}),
     ...headers,
   }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
 }

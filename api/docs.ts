@@ -38,6 +38,13 @@ const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsaf
   "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; " +
   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+// What protects a page beyond its CSP; the API's JSON needs none of it.
+const PAGE_HEADERS = {
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Cross-Origin-Opener-Policy": "same-origin",
+};
+
 /**
  * `/openapi.json`, built once from the routes' schemas, and `/docs`, Swagger UI
  * with its assets served from here so that it works with no internet.
@@ -95,7 +102,7 @@ function staticBody(type: string, build: () => string, { csp }: { csp?: string }
     const headers: Record<string, string> = {
       ETag: etag,
       "Cache-Control": "public, max-age=3600",
-      ...(csp ? { "Content-Security-Policy": csp } : {}),
+      ...(csp ? { "Content-Security-Policy": csp, ...PAGE_HEADERS } : {}),
     };
     const ifNoneMatch = c.req.header("If-None-Match");
     if (ifNoneMatch?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {

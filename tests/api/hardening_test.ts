@@ -23,20 +23,28 @@ function fakeQueries(
 
 const ready = () => Promise.resolve(true);
 
-Deno.test("every response carries security headers and a restrictive content security policy", async () => {
+Deno.test("every JSON response carries the headers that protect JSON, and pages those for pages", async () => {
   const app = createApi({ queries: fakeQueries(), ready });
-  for (const path of ["/students", "/nope"]) {
+  for (const path of ["/students", "/nope", "/students/%"]) {
     const res = await app.request(path);
     await res.body?.cancel();
-    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-    assert.equal(res.headers.get("x-frame-options"), "SAMEORIGIN");
-    assert.equal(res.headers.get("referrer-policy"), "no-referrer");
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
     assert.equal(
       res.headers.get("content-security-policy"),
       "default-src 'none'; frame-ancestors 'none'",
+      path,
     );
-    assert.equal(res.headers.get("x-powered-by"), null);
+    assert.equal(res.headers.get("cross-origin-resource-policy"), "same-origin", path);
+    assert.equal(res.headers.get("vary"), "Accept-Encoding", path);
+    assert.equal(res.headers.get("x-powered-by"), null, path);
   }
+  const page = await app.request("/docs");
+  await page.body?.cancel();
+  assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(page.headers.get("x-frame-options"), "DENY");
+  assert.equal(page.headers.get("referrer-policy"), "no-referrer");
+  assert.match(page.headers.get("content-security-policy")!, /script-src 'self'/);
+  assert.match(page.headers.get("content-security-policy")!, /frame-ancestors 'none'/);
 });
 
 Deno.test("CORS is off unless an origin is configured", async () => {
