@@ -18,7 +18,7 @@ export interface QuarantineRow {
 /**
  * Applies a writer's coalesced results and quarantined events in one statement,
  * hence one transaction and one round trip (the `apply_score_ids` function of
- * migration 0002). Applying the same rows again leaves the same state.
+ * the initial migration). Applying the same rows again leaves the same state.
  *
  * `keys` maps the studentIds this writer has seen committed to their 4-byte
  * keys in the `students` dictionary: those are sent as keys, only the others

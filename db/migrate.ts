@@ -1,11 +1,9 @@
 import type { Kysely } from "kysely";
 import { type Migration, Migrator } from "kysely/migration";
 import * as initial from "./migrations/0001_initial.ts";
-import * as studentKeyedResults from "./migrations/0002_student_keyed_results.ts";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": initial,
-  "0002_student_keyed_results": studentKeyedResults,
 };
 
 /** Applies every pending migration; throws with the failing migration's error. */
