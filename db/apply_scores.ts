@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { CHANGES_CHANNEL } from "./change_listener.ts";
 import type { Database } from "./schema.ts";
 
 /** Columns of coalesced results: one row per (studentId, exam). */
@@ -19,6 +20,7 @@ export interface QuarantineRow {
  * Applies a writer's coalesced results and quarantined events in one statement,
  * hence one transaction and one round trip (the `apply_score_ids` function of
  * the initial migration). Applying the same rows again leaves the same state.
+ * The commit is announced on `CHANGES_CHANNEL` (see `listenForChanges`).
  *
  * `keys` maps the studentIds this writer has seen committed to their 4-byte
  * keys in the `students` dictionary: those are sent as keys, only the others
@@ -53,7 +55,7 @@ export async function applyScores(
     ${numberArray(exams)}::int4[], ${numberArray(scores)}::float8[],
     ${quarantine.map((q) => q.eventId)}::text[], ${quarantine.map((q) => q.reason)}::text[],
     ${quarantine.map((q) => q.raw)}::text[]
-  ) AS keys`.execute(db);
+  ) AS keys, pg_notify(${CHANGES_CHANNEL}, '')`.execute(db);
   const added = rows[0]?.keys ?? [];
   for (let k = 0; k < newNames.length && k < added.length; k++) keys.set(newNames[k], added[k]);
 }

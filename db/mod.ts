@@ -25,3 +25,8 @@ export {
   type Versioned,
 } from "./queries.ts";
 export type { Database } from "./schema.ts";
+export {
+  type ChangeListenerOptions,
+  CHANGES_CHANNEL,
+  listenForChanges,
+} from "./change_listener.ts";

@@ -1,0 +1,84 @@
+import postgres from "postgres";
+
+/** The channel on which every statement that changes results announces its commit. */
+export const CHANGES_CHANNEL = "scorestream_changes";
+
+/** What `listenForChanges` reports to. */
+export interface ChangeListenerOptions {
+  url: string;
+  /** A change committed (Postgres delivers notifications on commit, in commit order). */
+  onChange: () => void;
+  /**
+   * `true` once listening, and again after every reconnect: changes made
+   * while not listening were missed. `false` as soon as the connection is lost.
+   */
+  onListening: (listening: boolean) => void;
+  /** The pause between attempts to listen while Postgres cannot be reached. */
+  retryMs?: number;
+}
+
+/**
+ * LISTENs on `CHANGES_CHANNEL` on a connection of its own and keeps listening
+ * through restarts and outages of Postgres. `close()` stops it.
+ */
+export function listenForChanges(
+  { url, onChange, onListening, retryMs = 1_000 }: ChangeListenerOptions,
+): { close(): Promise<void> } {
+  let closed = false;
+  let listening = false;
+  let closes = 0;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  const lost = () => {
+    if (listening) {
+      listening = false;
+      onListening(false);
+    }
+    if (!closed && retry === undefined) retry = setTimeout(listen, retryMs);
+  };
+  // One connection that never idles out: LISTEN holds only on the connection
+  // that ran it, and postgres.js calls onclose when that one is gone.
+  // onnotify is how postgres.js's own listen() hears notifications (3.4.9,
+  // src/index.js), missing from its types; listen() itself is not used, since
+  // it stops for good when its first attempt to listen again fails.
+  const options = {
+    max: 1,
+    idle_timeout: 0,
+    max_lifetime: null,
+    fetch_types: false,
+    onnotice: () => {},
+    connect_timeout: 10,
+    connection: { application_name: "scorestream-changes" },
+    onnotify: (channel: string) => {
+      if (channel === CHANGES_CHANNEL) onChange();
+    },
+    onclose: () => {
+      closes++;
+      lost();
+    },
+  };
+  const sql = postgres(url, options);
+
+  async function listen() {
+    retry = undefined;
+    const before = closes;
+    try {
+      await sql.unsafe(`LISTEN ${CHANGES_CHANNEL}`);
+    } catch {
+      return lost();
+    }
+    // A connection closed meanwhile may be the one that listened: lost()
+    // has scheduled another attempt.
+    if (closed || closes !== before) return;
+    listening = true;
+    onListening(true);
+  }
+  listen();
+
+  return {
+    async close() {
+      closed = true;
+      clearTimeout(retry);
+      await sql.end({ timeout: 1 });
+    },
+  };
+}

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { applyScores, listenForChanges } from "../../db/mod.ts";
+import { createTestDatabase, databaseKinds } from "../_db.ts";
+
+/** Resolves when `check()` holds, polling; rejects with `what` after 10 s. */
+async function until(check: () => boolean, what: string) {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function recorder(url: string) {
+  const events: string[] = [];
+  const listener = listenForChanges({
+    url,
+    retryMs: 50,
+    onChange: () => events.push("change"),
+    onListening: (listening) => events.push(listening ? "listening" : "lost"),
+  });
+  return { events, listener };
+}
+
+// Only a server: the embedded PGlite accepts LISTEN but delivers no
+// notifications through its socket, and main.ts listens only on a server.
+if (databaseKinds.includes("server")) {
+  Deno.test("listenForChanges() hears every commit of applyScores() and nothing else (server)", async () => {
+    await using t = await createTestDatabase("server");
+    const { events, listener } = recorder(t.url);
+    try {
+      await until(() => events.includes("listening"), "listening");
+      await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+      await applyScores(t.db, 1, { names: ["b"], exams: [2], scores: [0.25] }, []);
+      await until(() => events.length >= 3, "two changes");
+      await sql`SELECT count(*) FROM results`.execute(t.db);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(events, ["listening", "change", "change"]);
+    } finally {
+      await listener.close();
+    }
+  });
+
+  Deno.test("listenForChanges() reports a lost connection, listens again and hears later commits (server)", async () => {
+    await using t = await createTestDatabase("server");
+    const { events, listener } = recorder(t.url);
+    try {
+      await until(() => events.includes("listening"), "listening");
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = 'scorestream-changes' AND datname = current_database()`
+        .execute(t.db);
+      await until(() => events.filter((e) => e === "listening").length === 2, "listening again");
+      assert.deepEqual(events, ["listening", "lost", "listening"]);
+      await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+      await until(() => events.at(-1) === "change", "a change after listening again");
+    } finally {
+      await listener.close();
+    }
+  });
+}
