@@ -8,6 +8,7 @@ import {
   describeError,
   type EmbeddedPostgres,
   isMigrated,
+  listenForChanges,
   loadCheckpoint,
   migrateToLatest,
   startEmbeddedPostgres,
@@ -118,8 +119,18 @@ async function main(config: Config) {
     applicationName: "scorestream-api",
   });
   const stats = config.role === "api" ? undefined : new IngestStats();
-  // Only when ingest runs here does this process see every write to the database.
-  const changes = stats ? createChangeFeed() : undefined;
+  // With ingest here, its writers report exactly what each commit changed; an
+  // API-only process hears from a Postgres server that something committed
+  // (the embedded one delivers no notifications: its cached bodies are checked).
+  const changes = createChangeFeed({ live: stats !== undefined });
+  const listener = stats || !config.databaseUrl ? undefined : listenForChanges({
+    url: config.databaseUrl,
+    onChange: () => changes.publish("everything"),
+    onListening: (listening) => {
+      if (listening) changes.publish("everything");
+      changes.setLive(listening);
+    },
+  });
 
   const api = createApi({
     queries: createQueries(reader.db),
@@ -152,7 +163,7 @@ async function main(config: Config) {
       databaseUrl,
       db: control.db,
       stats,
-      onChanged: changes?.publish,
+      onChanged: changes.publish,
       signal: shutdown.signal,
     })
     : undefined;
@@ -169,7 +180,7 @@ async function main(config: Config) {
   const deadline = AbortSignal.timeout(8_000);
   await ingest?.stopped(deadline);
   await Promise.race([server.shutdown(), aborted(deadline)]);
-  await Promise.all([control.close(), reader.close()]);
+  await Promise.all([control.close(), reader.close(), listener?.close()]);
   await embedded?.close();
   clearTimeout(watchdog);
   log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });

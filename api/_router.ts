@@ -79,22 +79,28 @@ export async function versioned<T>(
   const key = url.slice(url.indexOf("/", url.indexOf("//") + 2));
   const cached = cache.get<T>(key, dependency);
   const ifNoneMatch = c.req.header("If-None-Match");
-  if (cached?.current) return answer(c, cached.value, ifNoneMatch);
+  if (cached?.current) {
+    cache.answered.memory++;
+    return answer(c, cached.value, ifNoneMatch);
+  }
   // Taken before the database is asked: a change reported meanwhile may not be in the answer.
   const generation = cache.generation(dependency);
   if (cached || ifNoneMatch) {
     const current = await version();
     if (current === null) throw new HTTPException(404, { message: missing });
     if (cached?.value.version === current) {
+      cache.answered.version++;
       cache.set(key, cached.value, dependency, generation);
       return answer(c, cached.value, ifNoneMatch);
     }
     if (ifNoneMatch && etagMatches(ifNoneMatch, etag(current))) {
+      cache.answered.version++;
       return c.body(null, 304, headersOf(current)) as unknown as NotModified;
     }
   }
   const found = await read();
   if (!found) throw new HTTPException(404, { message: missing });
+  cache.answered.read++;
   cache.set(key, found, dependency, generation);
   return jsonText(c, found.body, headersOf(found.version));
 }

@@ -5,24 +5,35 @@ export interface Changes {
 }
 
 /**
- * Tells the API which students and exams changed, as soon as their writes
- * commit. Only worth wiring when every write to the database is published
- * here, as with ingest in the same process: the API then trusts its cached
- * bodies until they are reported changed instead of asking the database.
+ * Tells the API what changed, as soon as the writes commit: which students and
+ * exams (ingest in the same process knows), or `"everything"` (a listener that
+ * only hears that something committed). Only worth wiring when every write to
+ * the database is reported here: the API then trusts its cached bodies until
+ * they are reported changed instead of asking the database. While the feed is
+ * not `live` (its source may be missing changes), nothing cached is trusted.
  */
 export interface ChangeFeed {
-  publish(changes: Changes): void;
-  subscribe(listener: (changes: Changes) => void): void;
+  publish(changes: Changes | "everything"): void;
+  subscribe(listener: (changes: Changes | "everything") => void): void;
+  /** Whether every change is being reported. */
+  readonly live: boolean;
+  setLive(live: boolean): void;
 }
 
-export function createChangeFeed(): ChangeFeed {
-  const listeners: ((changes: Changes) => void)[] = [];
+export function createChangeFeed({ live = true }: { live?: boolean } = {}): ChangeFeed {
+  const listeners: ((changes: Changes | "everything") => void)[] = [];
   return {
     publish(changes) {
       for (const listener of listeners) listener(changes);
     },
     subscribe(listener) {
       listeners.push(listener);
+    },
+    get live() {
+      return live;
+    },
+    setLive(value) {
+      live = value;
     },
   };
 }

@@ -122,7 +122,15 @@ export function createApi({
   app.route("/", examRoutes({ queries, cache }));
   app.route(
     "/",
-    operationRoutes({ queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics }),
+    operationRoutes({
+      queries,
+      stats,
+      ready,
+      readyTimeoutMs,
+      statsCacheMs,
+      httpMetrics,
+      answered: cache.answered,
+    }),
   );
   app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
 

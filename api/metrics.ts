@@ -1,4 +1,5 @@
 import type { Histogram, IngestSnapshot } from "./ingest_stats.ts";
+import type { AnswerSource } from "./response_cache.ts";
 
 /** Upper bounds of the HTTP request duration histogram, in seconds. */
 export const HTTP_DURATION_BUCKETS = [
@@ -136,6 +137,18 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
 }
 
 /** The process's own memory, which Deno reports without any permission. */
+/** Student and exam pages by what answering them took. */
+export function renderAnswerMetrics(answered: Record<AnswerSource, number>): string {
+  const name = "scorestream_http_page_answers_total";
+  let text = header(
+    name,
+    "counter",
+    "Student and exam pages answered from memory alone, after a version lookup, or by reading the page.",
+  );
+  for (const [source, count] of Object.entries(answered)) text += sample(name, { source }, count);
+  return text;
+}
+
 export function renderProcessMetrics(): string {
   const { rss, heapUsed } = Deno.memoryUsage();
   return header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.") +

@@ -4,7 +4,13 @@ import type { Queries, Totals } from "../db/mod.ts";
 import { createRouter, ok, problemResponse } from "./_router.ts";
 import { Stats, Status } from "./_schemas.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
-import { type HttpMetrics, renderIngestMetrics, renderProcessMetrics } from "./metrics.ts";
+import {
+  type HttpMetrics,
+  renderAnswerMetrics,
+  renderIngestMetrics,
+  renderProcessMetrics,
+} from "./metrics.ts";
+import type { AnswerSource } from "./response_cache.ts";
 
 const NO_STORE = { "Cache-Control": "no-store" };
 
@@ -16,11 +22,13 @@ export interface OperationsOptions {
   readyTimeoutMs: number;
   statsCacheMs: number;
   httpMetrics: HttpMetrics;
+  /** Student and exam pages by what answering them took. */
+  answered: Record<AnswerSource, number>;
 }
 
 /** `/stats`, `/healthz`, `/readyz` and `/metrics`. */
 export function operationRoutes(
-  { queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics }: OperationsOptions,
+  { queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics, answered }: OperationsOptions,
 ) {
   const totals = cached(() => queries.totals(), statsCacheMs);
   return createRouter()
@@ -108,8 +116,8 @@ export function operationRoutes(
       }),
       (c) => {
         const snapshot = stats?.snapshot();
-        const text = httpMetrics.render() + (snapshot ? renderIngestMetrics(snapshot) : "") +
-          renderProcessMetrics();
+        const text = httpMetrics.render() + renderAnswerMetrics(answered) +
+          (snapshot ? renderIngestMetrics(snapshot) : "") + renderProcessMetrics();
         return c.text(text, 200, {
           ...NO_STORE,
           "Content-Type": "text/plain; version=0.0.4; charset=utf-8",

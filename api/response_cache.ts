@@ -4,6 +4,9 @@ import type { ChangeFeed } from "./change_feed.ts";
 /** What a cached body depends on: `student:<id>` or `exam:<n>`. */
 export type Dependency = `student:${string}` | `exam:${number}`;
 
+/** What answering a page took: see `ResponseCache.answered`. */
+export type AnswerSource = "memory" | "version" | "read";
+
 /** A cached body and whether it may be sent without asking the database. */
 export interface CacheHit<T> {
   value: Versioned<T>;
@@ -20,6 +23,11 @@ export interface CacheHit<T> {
  */
 export interface ResponseCache {
   get<T>(key: string, dependency: Dependency): CacheHit<T> | undefined;
+  /**
+   * Pages answered, by what they cost: nothing but memory, a version lookup,
+   * or a read of the page; counted by whoever answers.
+   */
+  readonly answered: Record<AnswerSource, number>;
   /** Taken before reading the database and given back to `set`. */
   generation(dependency: Dependency): number;
   /**
@@ -54,10 +62,15 @@ export function createResponseCache(
   let clock = 0;
   let floor = 0;
   const generation = (dependency: Dependency) => changedAt.get(dependency) ?? floor;
-  changes?.subscribe(({ students, exams }) => {
+  changes?.subscribe((changed) => {
     clock++;
-    for (const student of students) changedAt.set(`student:${student}`, clock);
-    for (const exam of exams) changedAt.set(`exam:${exam}`, clock);
+    if (changed === "everything") {
+      changedAt.clear();
+      floor = clock;
+      return;
+    }
+    for (const student of changed.students) changedAt.set(`student:${student}`, clock);
+    for (const exam of changed.exams) changedAt.set(`exam:${exam}`, clock);
     if (changedAt.size > maxTracked) {
       changedAt.clear();
       floor = clock;
@@ -65,13 +78,14 @@ export function createResponseCache(
   });
 
   return {
+    answered: { memory: 0, version: 0, read: 0 },
     get<T>(key: string, dependency: Dependency) {
       const entry = entries.get(key);
       if (!entry) return undefined;
       // Map keeps insertion order: re-inserting marks the entry as recent.
       entries.delete(key);
       entries.set(key, entry);
-      const current = changes !== undefined && entry.dependency === dependency &&
+      const current = changes?.live === true && entry.dependency === dependency &&
         entry.generation === generation(dependency);
       return { value: entry.value as Versioned<T>, current };
     },

@@ -65,3 +65,28 @@ Deno.test("createResponseCache() does not trust a body read while its dependency
   cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
 });
+
+Deno.test("createResponseCache() stops trusting every entry when everything may have changed", () => {
+  const changes = createChangeFeed();
+  const cache = createResponseCache({ maxChars: 100, changes });
+  const before = cache.generation("exam:1");
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  changes.publish("everything");
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  // A body read before the change is not trusted either.
+  cache.set("/exams/1", entry("y"), "exam:1", before);
+  assert.equal(cache.get("/exams/1", "exam:1")?.current, false);
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
+});
+
+Deno.test("createResponseCache() trusts nothing while its change feed is not live", () => {
+  const changes = createChangeFeed({ live: false });
+  const cache = createResponseCache({ maxChars: 100, changes });
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  changes.setLive(true);
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
+  changes.setLive(false);
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+});
