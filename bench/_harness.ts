@@ -212,6 +212,28 @@ export async function pollUntil(
   throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}`);
 }
 
+const DEBIAN_PACKAGES: Record<string, string> = {
+  wrk: "wrk",
+  psql: "postgresql-client",
+  nginx: "nginx-light",
+};
+
+/** Fails at once, naming the package to install, when a command the benchmark runs is missing. */
+export async function requireCommands(...names: string[]): Promise<void> {
+  for (const name of names) {
+    try {
+      await new Deno.Command(name, { args: ["-v"], stdout: "null", stderr: "null" }).output();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new Error(
+        `This benchmark runs ${name}, which is not installed (Debian: apt-get install ${
+          DEBIAN_PACKAGES[name] ?? name
+        })`,
+      );
+    }
+  }
+}
+
 /** Runs a command, returns its stdout; throws with stderr when it fails. */
 export async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
   const child = new Deno.Command(cmd, {

@@ -12,6 +12,7 @@ import {
   fmt,
   ingestDemo,
   pollUntil,
+  requireCommands,
   run,
   serveFeed,
   type Service,
@@ -151,6 +152,7 @@ async function measure(
   }
 }
 
+await requireCommands("wrk");
 console.log(await describeMachine(`deno task bench:api ${Deno.args.join(" ")}`.trim()));
 console.log(`wrk -t1 -c${connections} -d${duration}s --latency, keys in round robin`);
 const db = await createBenchDb("scorestream_bench_api");

@@ -5,7 +5,14 @@
 // run and database, a bare COPY of the same final rows as the baseline.
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { createBenchDb, describeMachine, fmt, ingestDemo, run } from "./_harness.ts";
+import {
+  createBenchDb,
+  describeMachine,
+  fmt,
+  ingestDemo,
+  requireCommands,
+  run,
+} from "./_harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -19,6 +26,7 @@ const { values } = parseArgs({
 const events = Number(values.events);
 const writers = values.writers === undefined ? undefined : Number(values.writers);
 
+await requireCommands("psql");
 console.log(await describeMachine(`deno task bench:ingest ${Deno.args.join(" ")}`.trim()));
 const db = await createBenchDb("scorestream_bench_ingest");
 const file = await Deno.makeTempFile({ prefix: "scorestream_copy_", suffix: ".tsv" });

@@ -20,7 +20,14 @@
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { startService as startLimitedService } from "../tests/_service.ts";
-import { createBenchDb, describeMachine, fmt, run, startService } from "./_harness.ts";
+import {
+  createBenchDb,
+  describeMachine,
+  fmt,
+  requireCommands,
+  run,
+  startService,
+} from "./_harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -342,6 +349,7 @@ interface Row {
 }
 
 const command = `deno task bench:slowloris ${Deno.args.join(" ")}`.trim();
+await requireCommands("wrk", "nginx");
 console.log(await describeMachine(command));
 const db = await createBenchDb("scorestream_bench_slowloris");
 const rows: Row[] = [];
