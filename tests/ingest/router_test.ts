@@ -154,3 +154,39 @@ Deno.test("router reports the students and exams of exactly the batches acknowle
     ["a", "b", "c"],
   );
 });
+
+Deno.test("router keeps a 1 KiB excerpt of a rejected event, not the whole event, until it commits", async () => {
+  // Heap use is only exact after a full GC, which needs a V8 flag: hence a process of its own.
+  const script = `
+    import { createRouter } from ${
+    JSON.stringify(new URL("../../ingest/router.ts", import.meta.url).href)
+  };
+    import { IngestStats } from ${
+    JSON.stringify(new URL("../../ingest/stats.ts", import.meta.url).href)
+  };
+    const held = [];
+    const pool = { count: 2, send: (_, batch) => held.push(batch), pending: () => [0, 0],
+      crash() {}, close: () => Promise.resolve() };
+    const router = createRouter({ pool, stats: new IngestStats(), onCommitted() {} });
+    gc();
+    const before = Deno.memoryUsage().heapUsed;
+    for (let i = 0; i < 64; i++) {
+      // Not JSON, and 1 MiB of it: quarantined with an excerpt.
+      const data = "{" + String(i).padEnd(1 << 20, "x");
+      router.route({ events: [{ type: "score", data, lastEventId: String(i) }], lastEventId: String(i) });
+    }
+    gc();
+    const after = Deno.memoryUsage().heapUsed;
+    console.log(JSON.stringify({ held: held.flatMap((b) => b.quarantine).length, grew: after - before }));
+  `;
+  const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(success, new TextDecoder().decode(stderr));
+  const { held, grew } = JSON.parse(new TextDecoder().decode(stdout));
+  assert.equal(held, 64);
+  // 64 excerpts of 1 KiB and their rows, not 64 MiB of events.
+  assert.ok(grew < 8 << 20, `the heap grew by ${(grew / 1048576).toFixed(1)} MiB`);
+});
