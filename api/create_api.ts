@@ -43,8 +43,9 @@ export interface ApiOptions {
   statsCacheMs?: number;
   /**
    * Characters of student and exam bodies kept for reuse while their version
-   * holds (0 turns it off). Each reuse reads the version from the database,
-   * unless `changes` is given.
+   * holds (0 turns it off; default 16 Mi, at most 32 MiB of the main heap,
+   * which the start task caps at 96 MiB). Each reuse reads the version from
+   * the database, unless `changes` is given.
    */
   responseCacheChars?: number;
   /**
@@ -69,7 +70,7 @@ export function createApi({
   readyTimeoutMs = 2_000,
   maxUrlLength = 4096,
   statsCacheMs = 1_000,
-  responseCacheChars = 32 << 20,
+  responseCacheChars = 16 << 20,
   changes,
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();

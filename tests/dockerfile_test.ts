@@ -48,6 +48,13 @@ function permissionFlags(args: string[]): string[] {
   return args.filter((a) => /^--(allow|deny)-/.test(a) || isAllowAll(a)).sort();
 }
 
+/** The flags of `deno run` that are not permissions, such as --v8-flags. */
+function otherFlags(args: string[]): string[] {
+  const run = args.indexOf("run");
+  const script = args.findIndex((a, i) => i > run && !a.startsWith("-"));
+  return args.slice(run + 1, script).filter((a) => !permissionFlags([a]).length).sort();
+}
+
 /** Everything wrong with the Dockerfile, given the `start` task it must run like. */
 function checkDockerfile(text: string, startTask: string, denoVersion: string): Problem[] {
   const problems: Problem[] = [];
@@ -130,6 +137,11 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
       code: "cmd",
       message: `CMD grants ${permissionFlags(command)}, the start task ${permissionFlags(start)}`,
     });
+  } else if (otherFlags(command).join(" ") !== otherFlags(start).join(" ")) {
+    problems.push({
+      code: "cmd",
+      message: `CMD runs with ${otherFlags(command)}, the start task with ${otherFlags(start)}`,
+    });
   }
   return problems;
 }
@@ -151,7 +163,7 @@ Deno.test("Dockerfile pins the base, caches dependencies, runs as deno with the 
 
 Deno.test("the start task the Dockerfile is compared with grants narrow permissions to main.ts", () => {
   assert.ok(!startTask.split(/\s+/).some(isAllowAll));
-  assert.match(startTask, /^deno run (--(allow|deny)-\S+ )+main\.ts$/);
+  assert.match(startTask, /^deno run (--v8-flags=\S+ )?(--(allow|deny)-\S+ )+main\.ts$/);
 });
 
 Deno.test("Dockerfile check fails an unpinned or foreign base image", () => {
@@ -208,6 +220,7 @@ Deno.test("Dockerfile check fails a CMD that differs from the start task", () =>
   assert.deepEqual(codes(mutated('"--allow-sys", ', '"--allow-sys", "--allow-run", ')), ["cmd"]);
   assert.deepEqual(codes(mutated('"--allow-write=./data"', '"--allow-write"')), ["cmd"]);
   assert.deepEqual(codes(mutated('"main.ts"]', '"ingest/demo_feed_main.ts"]')), ["cmd"]);
+  assert.deepEqual(codes(mutated('"--v8-flags=--optimize-for-size", ', "")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "CMD deno task start")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "")), ["cache", "cmd"]);
 });
