@@ -43,15 +43,25 @@ export function jsonText<T>(
   body: JsonText<T>,
   headers: Record<string, string> = {},
 ): TypedResponse<JSONParsed<T>, 200, "json"> {
-  return c.body(body, 200, {
-    "Content-Type": "application/json",
-    // compress() leaves a body alone only when it knows it is small; a larger
-    // one (at least as many bytes as UTF-16 units) is sized by Deno.serve.
-    ...(body.length < COMPRESS_THRESHOLD
-      ? { "Content-Length": String(encoder.encode(body).length) }
-      : {}),
-    ...headers,
-  }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
+  return c.body(body, 200, { ...jsonBodyHeaders(body), ...headers }) as unknown as TypedResponse<
+    JSONParsed<T>,
+    200,
+    "json"
+  >;
+}
+
+/** The headers describing a JSON body. */
+export function jsonBodyHeaders(body: string): Record<string, string> {
+  // compress() leaves a body alone only when it knows it is small; a larger
+  // one (at least as many bytes as UTF-16 units) is sized by Deno.serve.
+  return body.length < COMPRESS_THRESHOLD
+    ? { "Content-Type": "application/json", "Content-Length": String(encoder.encode(body).length) }
+    : { "Content-Type": "application/json" };
+}
+
+/** A versioned page's key in the response cache: the path and query of its URL. */
+export function cacheKey(url: string): string {
+  return url.slice(url.indexOf("/", url.indexOf("//") + 2));
 }
 
 type NotModified = TypedResponse<Record<never, never>, 304, string>;
@@ -75,8 +85,7 @@ export async function versioned<T>(
     missing: string;
   },
 ): Promise<TypedResponse<JSONParsed<T>, 200, "json"> | NotModified> {
-  const url = c.req.url;
-  const key = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+  const key = cacheKey(c.req.url);
   const cached = cache.get<T>(key, dependency);
   const ifNoneMatch = c.req.header("If-None-Match");
   if (cached?.current) {
@@ -117,12 +126,17 @@ function answer<T>(
   return jsonText(c, body, headers);
 }
 
-const headersOf = (version: string) => ({ ETag: etag(version), "Cache-Control": "no-cache" });
+/** The validators of a versioned page. */
+export const headersOf = (version: string) => ({
+  ETag: etag(version),
+  "Cache-Control": "no-cache",
+});
 
 // The prefix changes whenever the shape of the bodies does.
 const etag = (version: string) => `"v1-${version}"`;
 
-function etagMatches(header: string, tag: string): boolean {
+/** Whether an If-None-Match header names `tag` (weakly) or is `*`. */
+export function etagMatches(header: string, tag: string): boolean {
   return header.split(",").some((t) => {
     const candidate = t.trim();
     return candidate === "*" || candidate.replace(/^W\//, "") === tag;

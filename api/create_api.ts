@@ -7,6 +7,7 @@ import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
 import { timeout } from "hono/timeout";
 import { type Queries, ReadError } from "../db/mod.ts";
+import { type AnsweredRequest, createCachedAnswers } from "./_cached_answers.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
 import type { ChangeFeed } from "./change_feed.ts";
 import { docsRoutes } from "./docs.ts";
@@ -83,26 +84,40 @@ export function createApi({
     }
   };
 
+  const recordRequest = (
+    { method, route, path, status, requestId, ms }: AnsweredRequest & { method: string },
+  ) => {
+    httpMetrics.observe({ method, route, status }, ms / 1000);
+    emit({
+      level: status >= 500 ? "error" : "info",
+      msg: "request",
+      requestId,
+      method,
+      route,
+      path: path.slice(0, 256),
+      status,
+      durationMs: Math.round(ms * 1000) / 1000,
+    });
+  };
+
   app.use(requestId());
   app.use(async function observe(c, next) {
     const start = performance.now();
     await next();
-    const ms = performance.now() - start;
-    const route = routeLabel(c);
-    const method = METHODS.has(c.req.method) ? c.req.method : "OTHER";
-    httpMetrics.observe({ method, route, status: c.res.status }, ms / 1000);
-    emit({
-      level: c.res.status >= 500 ? "error" : "info",
-      msg: "request",
-      requestId: c.get("requestId"),
-      method,
-      route,
-      path: c.req.path.slice(0, 256),
+    recordRequest({
+      method: METHODS.has(c.req.method) ? c.req.method : "OTHER",
+      route: routeLabel(c),
+      path: c.req.path,
       status: c.res.status,
-      durationMs: Math.round(ms * 1000) / 1000,
+      requestId: c.get("requestId"),
+      ms: performance.now() - start,
     });
   });
-  app.use(jsonHeaders(corsOrigin ? "cross-origin" : "same-origin"));
+  const headers = jsonHeaders(corsOrigin ? "cross-origin" : "same-origin");
+  app.use(async function setJsonHeaders(c, next) {
+    for (const name in headers) c.header(name, headers[name]);
+    await next();
+  });
   if (corsOrigin) {
     app.use(cors({
       origin: corsOrigin,
@@ -135,6 +150,17 @@ export function createApi({
   );
   app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
 
+  // With CORS on, answers depend on the Origin: those stay with the router.
+  if (!corsOrigin) {
+    const answerFromCache = createCachedAnswers({
+      cache,
+      headers,
+      onAnswered: (answered) => recordRequest({ method: "GET", ...answered }),
+    });
+    const route = app.fetch;
+    app.fetch = (request, ...rest) => answerFromCache(request) ?? route(request, ...rest);
+  }
+
   app.notFound((c) => problem(c, 404, `No route for ${c.req.method} at this path`));
   app.onError((error, c) => {
     if (error instanceof HTTPException) return problem(c, error.status, error.message);
@@ -157,21 +183,22 @@ export function createApi({
 }
 
 /**
- * Sets, before the route runs, the headers that protect JSON: no sniffing it
- * into a script or a page, no framing, no cross-origin embedding; plus the
- * `Vary` that compress() would add. Headers that only protect HTML pages go on
- * /docs alone (api/docs.ts), and HSTS belongs to the proxy that terminates TLS.
- * Set ahead, they go into the response as it is built: hono/secure-headers
- * sets them on the finished response, which cost ~12 µs of a ~60 µs request in
- * Deno.serve, and each header costs ~2 µs more.
+ * The headers that protect JSON: no sniffing it into a script or a page, no
+ * framing, no cross-origin embedding; plus the `Vary` that compress() would
+ * add. Headers that only protect HTML pages go on /docs alone (api/docs.ts),
+ * and HSTS belongs to the proxy that terminates TLS. They are set before the
+ * route runs, so that they go into the response as it is built:
+ * hono/secure-headers sets them on the finished response, which cost ~12 µs
+ * of a ~60 µs request in Deno.serve, and each header costs ~2 µs more.
  */
-function jsonHeaders(crossOriginResourcePolicy: "same-origin" | "cross-origin"): MiddlewareHandler {
-  return async function jsonHeaders(c, next) {
-    c.header("X-Content-Type-Options", "nosniff");
-    c.header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-    c.header("Cross-Origin-Resource-Policy", crossOriginResourcePolicy);
-    c.header("Vary", "Accept-Encoding");
-    await next();
+function jsonHeaders(
+  crossOriginResourcePolicy: "same-origin" | "cross-origin",
+): Record<string, string> {
+  return {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": crossOriginResourcePolicy,
+    "Vary": "Accept-Encoding",
   };
 }
 

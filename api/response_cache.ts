@@ -28,6 +28,11 @@ export interface ResponseCache {
    * or a read of the page; counted by whoever answers.
    */
   readonly answered: Record<AnswerSource, number>;
+  /**
+   * The body stored under `key` and what it depends on, if it is `current`:
+   * for answering a request that was routed and validated once before.
+   */
+  current(key: string): { value: Versioned<unknown>; dependency: Dependency } | undefined;
   /** Taken before reading the database and given back to `set`. */
   generation(dependency: Dependency): number;
   /**
@@ -88,6 +93,15 @@ export function createResponseCache(
       const current = changes?.live === true && entry.dependency === dependency &&
         entry.generation === generation(dependency);
       return { value: entry.value as Versioned<T>, current };
+    },
+    current(key) {
+      const entry = entries.get(key);
+      if (
+        !entry || changes?.live !== true || entry.generation !== generation(entry.dependency)
+      ) return undefined;
+      entries.delete(key);
+      entries.set(key, entry);
+      return entry;
     },
     generation,
     set(key, value, dependency, readAt) {

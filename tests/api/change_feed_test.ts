@@ -86,4 +86,60 @@ for (const kind of databaseKinds) {
     assert.equal(next.body.results.find((r: { exam: number }) => r.exam === 1).score, 0.25);
     assert.notEqual(next.etag, raced.etag);
   });
+
+  Deno.test(`[${kind}] a page answered from memory without routing is the page the route answers`, async () => {
+    const fixture = await createApiFixture(kind);
+    await using _ = fixture;
+    const { queries, calls } = observedQueries(createQueries(fixture.database.db));
+    const logs: Record<string, unknown>[] = [];
+    const app = createApi({
+      queries,
+      ready: () => isMigrated(fixture.database.db),
+      changes: createChangeFeed(),
+      log: (entry) => logs.push(entry),
+    });
+    const comparable = (res: Response) =>
+      [...res.headers].filter(([name]) => name !== "x-request-id" && name !== "date");
+    for (const path of ["/students/a", "/exams/7", "/students/a?limit=1", "/exams/7?after=b"]) {
+      const routed = await app.request(path);
+      const routedBody = await routed.text();
+      calls.length = 0;
+      logs.length = 0;
+      const cached = await app.request(path, { headers: { "X-Request-Id": "client-id-1" } });
+      assert.deepEqual(calls, [], `${path}: no query`);
+      assert.equal(cached.status, 200);
+      assert.equal(await cached.text(), routedBody, path);
+      assert.deepEqual(comparable(cached), comparable(routed), path);
+      assert.equal(cached.headers.get("x-request-id"), "client-id-1");
+      assert.equal(logs.length, 1);
+      assert.equal(logs[0].requestId, "client-id-1");
+      assert.equal(logs[0].status, 200);
+      assert.equal(logs[0].path, path.split("?")[0]);
+      assert.equal(
+        logs[0].route,
+        path.startsWith("/students") ? "/students/{studentId}" : "/exams/{exam}",
+      );
+
+      const notModified = await app.request(path, {
+        headers: { "If-None-Match": routed.headers.get("ETag")! },
+      });
+      assert.equal(notModified.status, 304);
+      assert.equal(notModified.headers.get("ETag"), routed.headers.get("ETag"));
+      assert.equal(await notModified.text(), "");
+      assert.match(notModified.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
+    }
+    const metrics = await (await app.request("/metrics")).text();
+    assert.match(metrics, /^scorestream_http_page_answers_total\{source="memory"\} 8$/m);
+    assert.match(
+      metrics,
+      /^scorestream_http_request_duration_seconds_count\{method="GET",route="\/students\/\{studentId\}",status="200"\} 4$/m,
+    );
+
+    // Asked for compression, a HEAD, or a key never routed: the router answers.
+    const accepting = await app.request("/students/a", { headers: { "Accept-Encoding": "gzip" } });
+    assert.equal(accepting.status, 200);
+    assert.equal((await accepting.json()).studentId, "a");
+    assert.equal((await app.request("/students/a", { method: "HEAD" })).status, 200);
+    assert.equal((await app.request("/students/zz-unknown")).status, 404);
+  });
 }

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { createCachedAnswers } from "../../api/_cached_answers.ts";
+import { createChangeFeed } from "../../api/change_feed.ts";
+import { createResponseCache } from "../../api/response_cache.ts";
+import type { JsonText } from "../../db/mod.ts";
+
+function setup() {
+  const changes = createChangeFeed();
+  const cache = createResponseCache({ maxChars: 1 << 20, changes });
+  const answered: unknown[] = [];
+  const answer = createCachedAnswers({
+    cache,
+    headers: { "X-Content-Type-Options": "nosniff" },
+    onAnswered: (a) => answered.push(a),
+  });
+  const body = '{"studentId":"a","count":1}' as JsonText<unknown>;
+  cache.set(
+    "/students/a?limit=1",
+    { body, version: "7" },
+    "student:a",
+    cache.generation("student:a"),
+  );
+  return { changes, cache, answered, answer };
+}
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  new Request(`http://localhost${path}`, { headers });
+
+Deno.test("createCachedAnswers() answers a GET of a current cached URL, and counts and reports it", async () => {
+  const { cache, answered, answer } = setup();
+  const res = answer(get("/students/a?limit=1"))!;
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), '{"studentId":"a","count":1}');
+  assert.equal(res.headers.get("ETag"), '"v1-7"');
+  assert.equal(res.headers.get("Content-Type"), "application/json");
+  assert.equal(res.headers.get("X-Content-Type-Options"), "nosniff");
+  assert.equal(cache.answered.memory, 1);
+  assert.deepEqual(
+    answered.map((a) => ({ ...a as Record<string, unknown>, ms: 0, requestId: "" })),
+    [{ route: "/students/{studentId}", path: "/students/a", status: 200, requestId: "", ms: 0 }],
+  );
+  const notModified = answer(get("/students/a?limit=1", { "If-None-Match": 'W/"v1-7"' }))!;
+  assert.equal(notModified.status, 304);
+});
+
+Deno.test("createCachedAnswers() leaves to the router other methods, other URLs, compression and changed pages", () => {
+  const { changes, answer } = setup();
+  assert.equal(
+    answer(new Request("http://localhost/students/a?limit=1", { method: "HEAD" })),
+    undefined,
+  );
+  assert.equal(answer(get("/students/a")), undefined);
+  assert.equal(answer(get("/students/a?limit=1", { "Accept-Encoding": "gzip" })), undefined);
+  changes.publish({ students: ["a"], exams: [] });
+  assert.equal(answer(get("/students/a?limit=1")), undefined);
+});
+
+Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces any other", () => {
+  const { answer } = setup();
+  const echoed = answer(get("/students/a?limit=1", { "X-Request-Id": "abc-123" }))!;
+  assert.equal(echoed.headers.get("X-Request-Id"), "abc-123");
+  const replaced = answer(get("/students/a?limit=1", { "X-Request-Id": "a b\\c" }))!;
+  assert.match(replaced.headers.get("X-Request-Id")!, /^[0-9a-f-]{36}$/);
+});
