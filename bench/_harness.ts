@@ -3,8 +3,11 @@
 // and the demo feed on a loopback port.
 import postgres from "postgres";
 import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
-
-const root = new URL("../", import.meta.url);
+import {
+  type Service as TestService,
+  startService as startTestService,
+  type Stats,
+} from "../tests/_service.ts";
 
 /** The admin connection string; override with BENCH_ADMIN_URL. */
 export const ADMIN_URL = Deno.env.get("BENCH_ADMIN_URL") ??
@@ -48,89 +51,32 @@ export async function createBenchDb(name: string) {
   };
 }
 
-/** The body of GET /stats, as far as the benchmarks read it. */
-export interface Stats {
-  students: number;
-  exams: number;
-  results: number;
-  ingest: { applied: number; received: number; lastEventId: string | null; lagMs: number | null };
-}
-
-/** The service in a child process. */
-export interface Service {
-  url: string;
-  pid: number;
-  stats(): Promise<Stats>;
+/** The service in a child process, as tests/_service.ts starts it. */
+export interface Service extends TestService {
   /** Peak resident set of the process (VmHWM), in bytes. */
   peakRss(): Promise<number>;
-  /** SIGTERM, then the exit status; its output is printed if it failed. */
-  stop(): Promise<void>;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Starts main.ts with the flags of `deno task start` and waits for /healthz. */
-export async function startService(
-  env: Record<string, string>,
-  extraFlags: string[] = [],
-): Promise<Service> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
-  const words: string[] = config.tasks.start.split(/\s+/);
-  const flags = words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-  const port = freePort();
-  const child = new Deno.Command("deno", {
-    args: ["run", ...flags, ...extraFlags, "main.ts"],
-    cwd: root,
-    env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      output = (output + decoder.decode(chunk, { stream: true })).slice(-20_000);
-    }
-  };
-  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  let exited = false;
-  child.status.then(() => exited = true);
-  const url = `http://127.0.0.1:${port}`;
-  const service: Service = {
-    url,
-    pid: child.pid,
-    async stats() {
-      const response = await fetch(`${url}/stats`);
-      return await response.json();
-    },
+/**
+ * Starts main.ts with the flags of `deno task start` and waits for /healthz. Only
+ * the last 20,000 characters of its output are kept, and printed if it fails.
+ */
+export async function startService(env: Record<string, string>): Promise<Service> {
+  const service = await startTestService(env, { deno: "deno", outputLimit: 20_000 });
+  return {
+    ...service,
     async peakRss() {
-      const status = await run("cat", [`/proc/${child.pid}/status`]);
+      const status = await run("cat", [`/proc/${service.pid}/status`]);
       return Number(status.match(/^VmHWM:\s*(\d+) kB/m)?.[1] ?? NaN) * 1024;
     },
-    async stop() {
-      if (!exited) child.kill("SIGTERM");
-      const status = await child.status;
-      await collected;
+    async stop(signal) {
+      const status = await service.stop(signal);
       if (!status.success && status.signal !== "SIGTERM") {
-        console.error(`service exited with ${status.code}:\n${output.slice(-4000)}`);
+        console.error(`service exited with ${status.code}:\n${service.output().slice(-4000)}`);
       }
+      return status;
     },
   };
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`The service exited:\n${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return service;
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`The service did not start:\n${output}`);
 }
 
 /**
@@ -275,20 +221,19 @@ export interface IngestRun {
  * checkpoint is at the last one.
  */
 export async function ingestDemo(
-  { databaseUrl, events, seed = 1, writers, liveFeed = false, serviceFlags = [] }: {
+  { databaseUrl, events, seed = 1, writers, liveFeed = false }: {
     databaseUrl: string;
     events: number;
     seed?: number;
     writers?: number;
     /** Generate the feed while it is read instead of rendering it beforehand. */
     liveFeed?: boolean;
-    serviceFlags?: string[];
   },
 ): Promise<IngestRun> {
   const feed = await serveFeed({ seed, rate: 0, total: events, prerender: !liveFeed });
   const env: Record<string, string> = { DATABASE_URL: databaseUrl, SCORES_URL: feed.url };
   if (writers !== undefined) env.WRITERS = String(writers);
-  const service = await startService(env, serviceFlags);
+  const service = await startService(env);
   try {
     const last = String(events - 1);
     // The last commit is when every event is applied; the checkpoint follows it.

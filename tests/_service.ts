@@ -19,9 +19,11 @@ function freePort(): number {
 /** The real service in a child process, as `deno task start` runs it. */
 export interface Service {
   url: string;
-  /** Everything it printed so far. */
+  pid: number;
+  /** Everything it printed so far (the last `outputLimit` characters). */
   output(): string;
   json<T = Record<string, unknown>>(path: string): Promise<T>;
+  stats(): Promise<Stats>;
   /** Polls /stats until `done` holds or `timeoutMs` passes (then throws). */
   waitFor(done: (stats: Stats) => boolean, timeoutMs?: number): Promise<Stats>;
   /** Sends a signal and waits for the exit. */
@@ -40,6 +42,7 @@ export interface Stats {
     rejected: number;
     ignored: number;
     lastEventId: string | null;
+    lagMs: number | null;
     reconnects: number;
     [key: string]: unknown;
   };
@@ -48,17 +51,21 @@ export interface Stats {
 /**
  * Starts main.ts with the given environment on a free port and waits for /healthz.
  * With `openFiles`, the process runs under that file descriptor limit (`ulimit -n`).
+ * `deno` is the executable to run (`--allow-run=deno` grants the one on PATH, not
+ * `Deno.execPath()`); `outputLimit` bounds the output kept, for services that run long.
  */
 export async function startService(
   env: Record<string, string>,
-  { openFiles }: { openFiles?: number } = {},
+  { openFiles, deno = Deno.execPath(), outputLimit = Infinity }: {
+    openFiles?: number;
+    deno?: string;
+    outputLimit?: number;
+  } = {},
 ): Promise<Service> {
   const port = freePort();
   const args = ["run", ...await startFlags(), "main.ts"];
-  const child = new Deno.Command(openFiles ? "/bin/sh" : Deno.execPath(), {
-    args: openFiles
-      ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, Deno.execPath(), ...args]
-      : args,
+  const child = new Deno.Command(openFiles ? "/bin/sh" : deno, {
+    args: openFiles ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, deno, ...args] : args,
     cwd: root,
     env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
     stdout: "piped",
@@ -67,7 +74,9 @@ export async function startService(
   let output = "";
   const decoder = new TextDecoder();
   const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
+    for await (const chunk of stream) {
+      output = (output + decoder.decode(chunk, { stream: true })).slice(-outputLimit);
+    }
   };
   const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
   const url = `http://127.0.0.1:${port}`;
@@ -76,6 +85,7 @@ export async function startService(
 
   const service: Service = {
     url,
+    pid: child.pid,
     output: () => output,
     async json<T>(path: string) {
       const response = await fetch(`${url}${path}`);
@@ -84,13 +94,14 @@ export async function startService(
       }
       return await response.json() as T;
     },
+    stats: () => service.json<Stats>("/stats"),
     async waitFor(done, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       let last: Stats | undefined;
       while (Date.now() < deadline) {
         if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
         try {
-          last = await service.json<Stats>("/stats");
+          last = await service.stats();
           if (done(last)) return last;
         } catch { /* not up yet, or the database is away */ }
         await new Promise((r) => setTimeout(r, 100));
