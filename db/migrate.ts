@@ -14,8 +14,14 @@ export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
-    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
-    throw new Error(`Cannot migrate the database: migration "${failed}" failed`, { cause: error });
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      failed
+        ? `Cannot migrate the database: migration "${failed}" failed: ${reason}`
+        : `Cannot migrate the database: ${reason}`,
+      { cause: error },
+    );
   }
 }
 
