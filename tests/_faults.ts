@@ -230,6 +230,25 @@ async function assertMatchesOracle(
   return performance.now() - start;
 }
 
+/**
+ * Waits until the service has stored the whole demo feed of `events` (ids 0 to n-1),
+ * then asserts through the API that it holds exactly the oracle's state. Returns that
+ * state, when the feed was stored (performance.now()) and how long the check took.
+ */
+async function assertFeedStored(
+  service: Service,
+  events: OracleEvent[],
+  timeoutMs: number,
+): Promise<{ expected: ExpectedState; storedAt: number; verifyMs: number }> {
+  const expected = expectedState(events);
+  await service.waitFor(
+    (s) => s.ingest.lastEventId === String(events.length - 1) && s.results === expected.results,
+    timeoutMs,
+  );
+  const storedAt = performance.now();
+  return { expected, storedAt, verifyMs: await assertMatchesOracle(service, expected) };
+}
+
 function serverDatabaseUrl(): string {
   const url = Deno.env.get("DATABASE_URL");
   if (!url) throw new Error("The fault-injection suite needs DATABASE_URL: a Postgres server");
@@ -283,13 +302,11 @@ export async function killAndRestart(
       );
       resumedFrom.push(checkpoint);
     }
-    const expected = expectedState(demoEvents(seed, total));
-    await service.waitFor(
-      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+    const { expected, storedAt, verifyMs } = await assertFeedStored(
+      service,
+      demoEvents(seed, total),
       180_000,
     );
-    const ingestMs = performance.now() - started;
-    const verifyMs = await assertMatchesOracle(service, expected);
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0, "a graceful stop exits 0");
     assert.ok(feed.requests.length > total / dropEvery, "the feed cut its connections");
     assert.ok(
@@ -303,7 +320,7 @@ export async function killAndRestart(
       feedConnections: feed.requests.length,
       resumedFrom: resumedFrom.join(","),
       storedResults: expected.results,
-      ingestSeconds: Math.round(ingestMs / 100) / 10,
+      ingestSeconds: Math.round((storedAt - started) / 100) / 10,
       verifyMs: Math.round(verifyMs),
     };
   } catch (error) {
@@ -346,12 +363,7 @@ export async function sigtermAtFullSpeed(
     const asked = feed.requests.length;
     service = await startService(env);
     assert.equal(await nextRequest(feed, asked), stoppedAt, "the restart resumes there");
-    const expected = expectedState(demoEvents(seed, total));
-    await service.waitFor(
-      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
-      120_000,
-    );
-    const verifyMs = await assertMatchesOracle(service, expected);
+    const { verifyMs } = await assertFeedStored(service, demoEvents(seed, total), 120_000);
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
     return {
       events: total,
@@ -859,12 +871,8 @@ export async function databaseOutages(
       await service.waitFor((s) => s.ingest.applied > before, 10_000);
     }
 
-    const expected = expectedState(demoEvents(seed, total, { examSize }));
-    await service.waitFor(
-      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
-      180_000,
-    );
-    const verifyMs = await assertMatchesOracle(service, expected);
+    const events = demoEvents(seed, total, { examSize });
+    const { verifyMs } = await assertFeedStored(service, events, 180_000);
     assert.doesNotMatch(service.output(), /Uncaught|unhandled/i, "no unhandled error");
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
     return { ...report, verifyMs: Math.round(verifyMs) };
@@ -918,12 +926,8 @@ export async function sigtermDuringOutage(
     const asked = feed.requests.length;
     service = await startService(env);
     assert.equal(await nextRequest(feed, asked), checkpoint, "the restart resumes there");
-    const expected = expectedState(demoEvents(seed, total, { examSize }));
-    await service.waitFor(
-      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
-      120_000,
-    );
-    const verifyMs = await assertMatchesOracle(service, expected);
+    const events = demoEvents(seed, total, { examSize });
+    const { verifyMs } = await assertFeedStored(service, events, 120_000);
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
     return {
       events: total,
