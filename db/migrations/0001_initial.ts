@@ -105,26 +105,40 @@ export async function up(db: Kysely<any>): Promise<void> {
         JOIN students s ON s.name = u.name;
       END IF;
 
+      -- Coalesced rows are the contract: with a key twice, the insert below
+      -- would keep the first row silently.
+      IF (SELECT count(*) FROM (SELECT DISTINCT s, e FROM unnest(p_students, p_exams) AS u(s, e)) d)
+         <> cardinality(p_students) THEN
+        RAISE EXCEPTION 'apply_score_ids: a (student, exam) appears twice; rows must be coalesced'
+          USING ERRCODE = 'cardinality_violation';
+      END IF;
+
       WITH input AS (
         SELECT CASE WHEN u.student > 0 THEN u.student ELSE v_new[-u.student] END AS student,
                u.exam, u.score
         FROM unnest(p_students, p_exams, p_scores) AS u(student, exam, score)
-      ), upserted AS (
+      ), inserted AS (
+        -- Most rows are new: their insert is the only probe of the key they need.
         INSERT INTO results (student, exam, score)
         SELECT student, exam, score FROM input ORDER BY student, exam
-        ON CONFLICT (student, exam) DO UPDATE SET score = excluded.score
-        WHERE results.score IS DISTINCT FROM excluded.score
+        ON CONFLICT (student, exam) DO NOTHING
+        RETURNING student, exam, score
+      ), regraded AS (
+        -- The rest were stored before this statement (its snapshot sees them,
+        -- not the rows inserted above): their old score, where it changes.
+        SELECT i.student, i.exam, i.score, o.score AS old
+        FROM input i
+        JOIN results o ON o.student = i.student AND o.exam = i.exam
+        WHERE NOT EXISTS (
+          SELECT 1 FROM inserted n WHERE n.student = i.student AND n.exam = i.exam
+        ) AND o.score <> i.score
+      ), updated AS (
+        UPDATE results r SET score = g.score FROM regraded g
+        WHERE r.student = g.student AND r.exam = g.exam
       ), delta AS (
-        -- The old score, as of the statement's snapshot (before the upsert): one
-        -- probe of the key per row. A LATERAL with LIMIT is never made a merge
-        -- join that reads the whole key, as a plain join of a large batch was.
-        SELECT i.student, i.exam, i.score - coalesce(o.score, 0) AS dsum,
-               (o.score IS NULL)::int4 AS dcount
-        FROM input i LEFT JOIN LATERAL (
-          SELECT r.score FROM results r
-          WHERE r.student = i.student AND r.exam = i.exam LIMIT 1
-        ) o ON true
-        WHERE o.score IS NULL OR o.score <> i.score
+        SELECT student, exam, score AS dsum, 1 AS dcount FROM inserted
+        UNION ALL
+        SELECT student, exam, score - old, 0 FROM regraded
       ), per_student AS (
         INSERT INTO student_totals AS t (student, count, sum)
         SELECT student, sum(dcount), sum(dsum) FROM delta GROUP BY student ORDER BY student
