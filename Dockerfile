@@ -39,4 +39,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     | deno run --no-config --allow-net=127.0.0.1 --allow-env=PORT -
 
 # The flags of the start task in deno.json: its V8 flags and its permissions, no more.
-CMD ["deno", "run", "--v8-flags=--optimize-for-size", "--allow-net", "--allow-env", "--allow-read", "--allow-write=./data", "--allow-sys", "main.ts"]
+CMD ["deno", "run", "--v8-flags=--max-semi-space-size=4,--max-old-space-size=96", "--allow-net", "--allow-env", "--allow-read", "--allow-write=./data", "--allow-sys", "main.ts"]

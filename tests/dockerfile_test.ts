@@ -220,7 +220,7 @@ Deno.test("Dockerfile check fails a CMD that differs from the start task", () =>
   assert.deepEqual(codes(mutated('"--allow-sys", ', '"--allow-sys", "--allow-run", ')), ["cmd"]);
   assert.deepEqual(codes(mutated('"--allow-write=./data"', '"--allow-write"')), ["cmd"]);
   assert.deepEqual(codes(mutated('"main.ts"]', '"ingest/demo_feed_main.ts"]')), ["cmd"]);
-  assert.deepEqual(codes(mutated('"--v8-flags=--optimize-for-size", ', "")), ["cmd"]);
+  assert.deepEqual(codes(mutated(/"--v8-flags=[^"]*", /, "")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "CMD deno task start")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "")), ["cache", "cmd"]);
 });
