@@ -96,6 +96,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     DECLARE
       v_new int4[] := '{}';
     BEGIN
+      -- A statement of the same writer may still be running (abandoned after
+      -- its deadline, or the last of a worker that died): it must commit before
+      -- this one takes its snapshot, or a row it inserts would be in neither
+      -- "inserted" nor "regraded" below, and this batch's score for it lost.
+      PERFORM pg_advisory_xact_lock(hashtext('apply_score_ids'), p_writer);
+
       IF cardinality(p_new_names) > 0 THEN
         INSERT INTO students (name)
         SELECT n FROM unnest(p_new_names) AS n
@@ -107,7 +113,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 
       -- Coalesced rows are the contract: with a key twice, the insert below
       -- would keep the first row silently.
-      IF (SELECT count(*) FROM (SELECT DISTINCT s, e FROM unnest(p_students, p_exams) AS u(s, e)) d)
+      IF (SELECT count(*) FROM (
+            SELECT DISTINCT CASE WHEN s > 0 THEN s ELSE v_new[-s] END, e
+            FROM unnest(p_students, p_exams) AS u(s, e)) d)
          <> cardinality(p_students) THEN
         RAISE EXCEPTION 'apply_score_ids: a (student, exam) appears twice; rows must be coalesced'
           USING ERRCODE = 'cardinality_violation';

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
+import postgres from "postgres";
 import { applyScores, classifyError } from "../../db/mod.ts";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
 
@@ -91,5 +92,34 @@ for (const kind of databaseKinds) {
     }, []).then(() => undefined, (e) => e);
     assert.ok(error, "a batch that is not coalesced must fail");
     assert.equal(classifyError(error), "data");
+  });
+}
+
+if (databaseKinds.includes("server")) {
+  Deno.test("applyScores() waits for a statement of the same writer still running, then applies on top of it (server)", async () => {
+    await using t = await createTestDatabase("server");
+    // The writer knows "a" by its key from an earlier batch. An earlier
+    // statement of writer 0 (one abandoned after its deadline, say) inserts
+    // (a, 500) and commits only after the next one has started.
+    const keys = new Map<string, number>();
+    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, [], keys);
+    const other = postgres(t.url, { max: 1, onnotice: () => {} });
+    try {
+      let later: Promise<void> | undefined;
+      await other.begin(async (tx) => {
+        await tx`SELECT apply_score_ids(0::int2, '{}'::text[], ARRAY[${keys.get("a")!}]::int4[],
+          ARRAY[500], ARRAY[0.1]::float8[], '{}'::text[], '{}'::text[], '{}'::text[])`;
+        later = applyScores(t.db, 0, { names: ["a"], exams: [500], scores: [0.9] }, [], keys);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      });
+      await later;
+    } finally {
+      await other.end();
+    }
+    assert.deepEqual(await state(t), {
+      results: [{ name: "a", exam: 1, score: 0.5 }, { name: "a", exam: 500, score: 0.9 }],
+      students: [{ name: "a", count: 2, sum: 1.4 }],
+      exams: [{ exam: 1, count: 1, sum: 0.5 }, { exam: 500, count: 1, sum: 0.9 }],
+    });
   });
 }
