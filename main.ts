@@ -127,8 +127,12 @@ async function main(config: Config) {
     url: config.databaseUrl,
     onChange: () => changes.publish("everything"),
     onListening: (listening) => {
-      if (listening) changes.publish("everything");
       changes.setLive(listening);
+      log(
+        listening
+          ? { level: "info", msg: "listening for changes to the database" }
+          : { level: "warn", msg: "not listening for changes; cached pages are checked meanwhile" },
+      );
     },
   });
 

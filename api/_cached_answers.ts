@@ -63,7 +63,8 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
     const query = path.indexOf("?");
     onAnswered({
       route: ROUTES[routeOf(hit.dependency)],
-      path: query < 0 ? path : path.slice(0, query),
+      // Decoded, as the router logs it; a cached key was well-formed when routed.
+      path: decodeURI(query < 0 ? path : path.slice(0, query)),
       status: response.status,
       requestId,
       ms: performance.now() - start,

@@ -17,15 +17,20 @@ export interface ChangeFeed {
   subscribe(listener: (changes: Changes | "everything") => void): void;
   /** Whether every change is being reported. */
   readonly live: boolean;
+  /**
+   * Going live reports that everything may have changed: whatever was read
+   * while changes went unreported is not trusted afterwards.
+   */
   setLive(live: boolean): void;
 }
 
 export function createChangeFeed({ live = true }: { live?: boolean } = {}): ChangeFeed {
   const listeners: ((changes: Changes | "everything") => void)[] = [];
+  const publish = (changes: Changes | "everything") => {
+    for (const listener of listeners) listener(changes);
+  };
   return {
-    publish(changes) {
-      for (const listener of listeners) listener(changes);
-    },
+    publish,
     subscribe(listener) {
       listeners.push(listener);
     },
@@ -33,6 +38,7 @@ export function createChangeFeed({ live = true }: { live?: boolean } = {}): Chan
       return live;
     },
     setLive(value) {
+      if (value && !live) publish("everything");
       live = value;
     },
   };

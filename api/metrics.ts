@@ -136,7 +136,6 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
   return text;
 }
 
-/** The process's own memory, which Deno reports without any permission. */
 /** Student and exam pages by what answering them took. */
 export function renderAnswerMetrics(answered: Record<AnswerSource, number>): string {
   const name = "scorestream_http_page_answers_total";
@@ -149,6 +148,7 @@ export function renderAnswerMetrics(answered: Record<AnswerSource, number>): str
   return text;
 }
 
+/** The process's own memory, which Deno reports without any permission. */
 export function renderProcessMetrics(): string {
   const { rss, heapUsed } = Deno.memoryUsage();
   return header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.") +

@@ -62,3 +62,19 @@ Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces 
   const replaced = answer(get("/students/a?limit=1", { "X-Request-Id": "a b\\c" }))!;
   assert.match(replaced.headers.get("X-Request-Id")!, /^[0-9a-f-]{36}$/);
 });
+
+Deno.test("createCachedAnswers() logs the path decoded, as the router does", () => {
+  const changes = createChangeFeed();
+  const cache = createResponseCache({ maxChars: 1 << 20, changes });
+  const answered: { path: string }[] = [];
+  const answer = createCachedAnswers({ cache, headers: {}, onAnswered: (a) => answered.push(a) });
+  const body = "{}" as JsonText<unknown>;
+  cache.set(
+    "/students/a%20b",
+    { body, version: "1" },
+    "student:a b",
+    cache.generation("student:a b"),
+  );
+  assert.equal(answer(get("/students/a%20b"))?.status, 200);
+  assert.deepEqual(answered.map((a) => a.path), ["/students/a b"]);
+});

@@ -85,7 +85,10 @@ Deno.test("createResponseCache() trusts nothing while its change feed is not liv
   const cache = createResponseCache({ maxChars: 100, changes });
   cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  // Read while changes went unreported: not trusted once live either.
   changes.setLive(true);
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
   changes.setLive(false);
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
