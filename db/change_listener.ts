@@ -15,19 +15,31 @@ export interface ChangeListenerOptions {
   onListening: (listening: boolean) => void;
   /** The pause between attempts to listen while Postgres cannot be reached. */
   retryMs?: number;
+  /**
+   * How often the listener notifies itself; a notification not heard back
+   * by the next one counts as a lost connection.
+   */
+  heartbeatMs?: number;
 }
 
 /**
  * LISTENs on `CHANGES_CHANNEL` on a connection of its own and keeps listening
- * through restarts and outages of Postgres. `close()` stops it.
+ * through restarts and outages of Postgres. It also proves that it still
+ * hears: it notifies itself every `heartbeatMs`, and one not heard back in
+ * time (a connection dead without a reset, or a pooler in transaction mode
+ * that never delivers notifications) counts as lost. `close()` stops it.
  */
 export function listenForChanges(
-  { url, onChange, onListening, retryMs = 1_000 }: ChangeListenerOptions,
+  { url, onChange, onListening, retryMs = 1_000, heartbeatMs = 5_000 }: ChangeListenerOptions,
 ): { close(): Promise<void> } {
   let closed = false;
   let listening = false;
   let closes = 0;
   let retry: ReturnType<typeof setTimeout> | undefined;
+  // Heartbeats carry this process's token: other listeners ignore them.
+  const token = `heartbeat:${crypto.randomUUID()}`;
+  let beatsSent = 0;
+  let beatsHeard = 0;
   const lost = () => {
     if (listening) {
       listening = false;
@@ -48,15 +60,41 @@ export function listenForChanges(
     onnotice: () => {},
     connect_timeout: 10,
     connection: { application_name: "scorestream-changes" },
-    onnotify: (channel: string) => {
-      if (channel === CHANGES_CHANNEL) onChange();
-    },
-    onclose: () => {
-      closes++;
-      lost();
+    onnotify: (channel: string, payload: string) => {
+      if (channel !== CHANGES_CHANNEL) return;
+      if (payload.startsWith(`${token}:`)) {
+        beatsHeard = Math.max(beatsHeard, Number(payload.slice(token.length + 1)));
+      } else if (!payload.startsWith("heartbeat:")) onChange();
     },
   };
-  const sql = postgres(url, options);
+  // Only the current connection's close counts: a silent one is replaced first.
+  const connect = () => {
+    const client = postgres(url, {
+      ...options,
+      onclose: () => {
+        if (client !== sql) return;
+        closes++;
+        lost();
+      },
+    });
+    return client;
+  };
+  let sql = connect();
+
+  const heartbeat = setInterval(() => {
+    if (!listening) return;
+    if (beatsHeard < beatsSent) {
+      // Not heard back: drop the connection and listen on a new one.
+      const silent = sql;
+      sql = connect();
+      silent.end({ timeout: 0 }).catch(() => {});
+      closes++;
+      lost();
+      return;
+    }
+    beatsSent++;
+    sql`SELECT pg_notify(${CHANGES_CHANNEL}, ${`${token}:${beatsSent}`})`.catch(() => {});
+  }, heartbeatMs);
 
   async function listen() {
     retry = undefined;
@@ -69,6 +107,7 @@ export function listenForChanges(
     // A connection closed meanwhile may be the one that listened: lost()
     // has scheduled another attempt.
     if (closed || closes !== before) return;
+    beatsHeard = beatsSent;
     listening = true;
     onListening(true);
   }
@@ -78,6 +117,7 @@ export function listenForChanges(
     async close() {
       closed = true;
       clearTimeout(retry);
+      clearInterval(heartbeat);
       await sql.end({ timeout: 1 });
     },
   };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { applyScores, listenForChanges } from "../../db/mod.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
+import { startTcpProxy } from "../_tcp_proxy.ts";
 
 /** Resolves when `check()` holds, polling; rejects with `what` after 10 s. */
 async function until(check: () => boolean, what: string) {
@@ -56,6 +57,41 @@ if (databaseKinds.includes("server")) {
       await until(() => events.at(-1) === "change", "a change after listening again");
     } finally {
       await listener.close();
+    }
+  });
+}
+
+if (databaseKinds.includes("server")) {
+  Deno.test("listenForChanges() counts a connection that stops delivering as lost, and listens again once it can (server)", async () => {
+    await using t = await createTestDatabase("server");
+    const server = new URL(t.url);
+    await using proxy = startTcpProxy({ hostname: server.hostname, port: Number(server.port) });
+    const url = new URL(t.url);
+    url.port = String(proxy.port);
+    const events: string[] = [];
+    const listener = listenForChanges({
+      url: url.href,
+      retryMs: 50,
+      heartbeatMs: 100,
+      onChange: () => events.push("change"),
+      onListening: (listening) => events.push(listening ? "listening" : "lost"),
+    });
+    // A second listener's heartbeats are not changes to the first.
+    const { events: otherEvents, listener: other } = recorder(t.url);
+    try {
+      await until(() => events.includes("listening"), "listening");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.deepEqual(events, ["listening"], "heartbeats are not changes");
+      proxy.stall();
+      await until(() => events.includes("lost"), "the silent connection counted as lost");
+      proxy.up();
+      await until(() => events.at(-1) === "listening", "listening again");
+      await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+      await until(() => events.at(-1) === "change", "a change after listening again");
+      assert.deepEqual(otherEvents.filter((e) => e !== "change"), ["listening"]);
+    } finally {
+      await listener.close();
+      await other.close();
     }
   });
 }
