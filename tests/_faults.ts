@@ -10,9 +10,15 @@ import {
   type ScoreEventOptions,
 } from "../ingest/demo_feed.ts";
 import { createTestDatabase } from "./_db.ts";
-import { type Service, startService, type Stats } from "./_service.ts";
+import { type Service, startService } from "./_service.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
-import { type ExpectedState, expectedState, type OracleEvent } from "./oracle.ts";
+import { until } from "./_wait.ts";
+import {
+  assertMatchesOracle,
+  type ExpectedState,
+  expectedState,
+  type OracleEvent,
+} from "./oracle.ts";
 
 /** What a scenario did, for the test output and the issue's note. */
 export type Report = Record<string, number | string | boolean>;
@@ -21,20 +27,6 @@ const encoder = new TextEncoder();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`Timed out waiting for ${what}`);
 }
 
 /** The status of GET `path`, or why the request failed or took over `timeoutMs`. */
@@ -92,13 +84,6 @@ function sampleMemory(service: Service, everyMs = 200) {
 }
 
 const MiB = 1024 * 1024;
-
-/** GET `path` as JSON; a request that takes over 30 s fails instead of hanging the suite. */
-async function getJson<T>(service: Service, path: string): Promise<T> {
-  const response = await fetch(`${service.url}${path}`, { signal: AbortSignal.timeout(30_000) });
-  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-  return await response.json() as T;
-}
 
 /** Signals the service and waits for its exit; SIGKILLs it and fails after `ms`. */
 async function stopWithin(
@@ -168,66 +153,6 @@ function nextRequest(feed: { requests: FeedRequest[] }, index: number): Promise<
 
 function demoEvents(seed: number, total: number, options?: ScoreEventOptions): OracleEvent[] {
   return Array.from({ length: total }, (_, i) => scoreEventAt(seed, i, options));
-}
-
-function close(actual: number, expected: number, what: string) {
-  assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: ${actual} != ${expected}`);
-}
-
-async function pages<T>(service: Service, path: string, key: string): Promise<T[]> {
-  const all: T[] = [];
-  let after: string | null = null;
-  do {
-    const query: string = after === null ? "" : `&after=${encodeURIComponent(after)}`;
-    const page: Record<string, unknown> = await getJson(service, `${path}?limit=1000${query}`);
-    all.push(...page[key] as T[]);
-    after = page.next as string | null;
-  } while (after !== null);
-  return all;
-}
-
-/**
- * Asserts through the API that the service holds exactly the oracle's state: every
- * exam's results, count and average, every student's count and average, the totals,
- * and the full results of a sample of students. Returns how long that took.
- */
-async function assertMatchesOracle(
-  service: Service,
-  expected: ExpectedState,
-): Promise<number> {
-  const start = performance.now();
-  const stats = await getJson<Stats>(service, "/stats");
-  assert.equal(stats.results, expected.results, "stored results");
-  assert.equal(stats.students, expected.students.size, "students");
-  assert.equal(stats.exams, expected.exams.size, "exams");
-
-  type Summary = { count: number; average: number };
-  const exams = await pages<{ exam: number } & Summary>(service, "/exams", "exams");
-  assert.deepEqual(exams.map((e) => e.exam), [...expected.exams.keys()]);
-  for (const exam of exams) {
-    const want = expected.exams.get(exam.exam)!;
-    assert.equal(exam.count, want.count, `exam ${exam.exam} count`);
-    close(exam.average, want.average, `exam ${exam.exam} average`);
-    const got = await getJson<typeof want>(service, `/exams/${exam.exam}?limit=10000`);
-    assert.deepEqual(got.results, want.results, `exam ${exam.exam} results`);
-  }
-
-  const students = await pages<{ studentId: string } & Summary>(service, "/students", "students");
-  assert.deepEqual(students.map((s) => s.studentId), [...expected.students.keys()]);
-  for (const student of students) {
-    const want = expected.students.get(student.studentId)!;
-    assert.equal(student.count, want.count, `${student.studentId} count`);
-    close(student.average, want.average, `${student.studentId} average`);
-  }
-  for (const want of [...expected.students.values()].filter((_, i) => i % 101 === 0)) {
-    const got = await getJson<typeof want>(
-      service,
-      `/students/${encodeURIComponent(want.studentId)}`,
-    );
-    assert.deepEqual(got.results, want.results, want.studentId);
-    close(got.average, want.average, `${want.studentId} average`);
-  }
-  return performance.now() - start;
 }
 
 /**
@@ -854,7 +779,7 @@ export async function databaseOutages(
     });
 
     for (const mode of clusterStop) {
-      const live = await getJson<Stats>(service, "/stats");
+      const live = await service.stats();
       assert.ok(Number(live.ingest.lastEventId) < total - rate, "the feed is still live");
       const stopped = await pgCtlCluster(cluster!, "stop", "-m", mode);
       assert.equal(stopped.code, 0, `pg_ctlcluster stop -m ${mode}: ${stopped.stderr}`);
@@ -867,7 +792,7 @@ export async function databaseOutages(
       const readyMs = await waitReady(service);
       assert.ok(readyMs < 5_000, `ready within 5 s of the cluster's start, took ${readyMs} ms`);
       report[`clusterStop_${mode}_readyAfterMs`] = Math.round(readyMs);
-      const before = (await getJson<Stats>(service, "/stats")).ingest.applied;
+      const before = (await service.stats()).ingest.applied;
       await service.waitFor((s) => s.ingest.applied > before, 10_000);
     }
 

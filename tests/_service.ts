@@ -88,7 +88,8 @@ export async function startService(
     pid: child.pid,
     output: () => output,
     async json<T>(path: string) {
-      const response = await fetch(`${url}${path}`);
+      // A request that takes over 30 s fails instead of hanging the suite.
+      const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(30_000) });
       if (!response.ok) {
         throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
       }

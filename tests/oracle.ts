@@ -1,5 +1,7 @@
 // The oracle: what the service must have stored after a stream of events (DESIGN.md,
 // semantics rule 1), computed the simplest way there is.
+import assert from "node:assert/strict";
+import type { Service } from "./_service.ts";
 
 /** One accepted score event, in stream order. */
 export interface OracleEvent {
@@ -85,4 +87,74 @@ function summary(results: { score: number }[]): { count: number; average: number
   let sum = 0;
   for (const { score } of results) sum += score;
   return { count: results.length, average: sum / results.length };
+}
+
+/** Asserts that two averages agree up to the rounding of summing in another order. */
+export function assertClose(actual: number, expected: number, what: string) {
+  assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: ${actual} != ${expected}`);
+}
+
+/** Every item of a paginated list (`limit`/`after`/`next`) of the API. */
+export async function allPages<T>(service: Service, path: string, key: string): Promise<T[]> {
+  const all: T[] = [];
+  let after: string | null = null;
+  do {
+    const query: string = after === null ? "" : `&after=${encodeURIComponent(after)}`;
+    const page: Record<string, unknown> = await service.json(`${path}?limit=1000${query}`);
+    all.push(...page[key] as T[]);
+    after = page.next as string | null;
+  } while (after !== null);
+  return all;
+}
+
+/**
+ * Asserts through the API that the service holds exactly the oracle's state: the
+ * totals of /stats, every exam's results, count and average, every student's count
+ * and average, and the full results of every `studentSample`-th student. Returns
+ * how long that took, in milliseconds.
+ */
+export async function assertMatchesOracle(
+  service: Service,
+  expected: ExpectedState,
+  { studentSample = 101 }: { studentSample?: number } = {},
+): Promise<number> {
+  const start = performance.now();
+  const stats = await service.stats();
+  assert.equal(stats.results, expected.results, "stored results");
+  assert.equal(stats.students, expected.students.size, "students");
+  assert.equal(stats.exams, expected.exams.size, "exams");
+
+  type Summary = { count: number; average: number };
+  const exams = await allPages<{ exam: number } & Summary>(service, "/exams", "exams");
+  assert.deepEqual(exams.map((e) => e.exam), [...expected.exams.keys()]);
+  for (const exam of exams) {
+    const want = expected.exams.get(exam.exam)!;
+    assert.equal(exam.count, want.count, `exam ${exam.exam} count`);
+    assertClose(exam.average, want.average, `exam ${exam.exam} average`);
+    const got = await service.json<ExpectedExam>(`/exams/${exam.exam}?limit=10000`);
+    assert.deepEqual(got.results, want.results, `exam ${exam.exam} results`);
+    assert.equal(got.count, want.count, `exam ${exam.exam} count`);
+    assertClose(got.average, want.average, `exam ${exam.exam} average`);
+  }
+
+  const students = await allPages<{ studentId: string } & Summary>(
+    service,
+    "/students",
+    "students",
+  );
+  assert.deepEqual(students.map((s) => s.studentId), [...expected.students.keys()]);
+  for (const student of students) {
+    const want = expected.students.get(student.studentId)!;
+    assert.equal(student.count, want.count, `${student.studentId} count`);
+    assertClose(student.average, want.average, `${student.studentId} average`);
+  }
+  const sample = [...expected.students.values()].filter((_, i) => i % studentSample === 0);
+  for (const want of sample) {
+    const got = await service.json<ExpectedStudent>(
+      `/students/${encodeURIComponent(want.studentId)}`,
+    );
+    assert.deepEqual(got.results, want.results, want.studentId);
+    assertClose(got.average, want.average, `${want.studentId} average`);
+  }
+  return performance.now() - start;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createCachedAnswers } from "../../api/_cached_answers.ts";
+import { type AnsweredRequest, createCachedAnswers } from "../../api/_cached_answers.ts";
 import { createChangeFeed } from "../../api/change_feed.ts";
 import { createResponseCache } from "../../api/response_cache.ts";
 import type { JsonText } from "../../db/mod.ts";
@@ -7,7 +7,7 @@ import type { JsonText } from "../../db/mod.ts";
 function setup() {
   const changes = createChangeFeed();
   const cache = createResponseCache({ maxChars: 1 << 20, changes });
-  const answered: unknown[] = [];
+  const answered: AnsweredRequest[] = [];
   const answer = createCachedAnswers({
     cache,
     headers: { "X-Content-Type-Options": "nosniff" },
@@ -36,7 +36,7 @@ Deno.test("createCachedAnswers() answers a GET of a current cached URL, and coun
   assert.equal(res.headers.get("X-Content-Type-Options"), "nosniff");
   assert.equal(cache.answered.memory, 1);
   assert.deepEqual(
-    answered.map((a) => ({ ...a as Record<string, unknown>, ms: 0, requestId: "" })),
+    answered.map((a) => ({ ...a, ms: 0, requestId: "" })),
     [{ route: "/students/{studentId}", path: "/students/a", status: 200, requestId: "", ms: 0 }],
   );
   const notModified = answer(get("/students/a?limit=1", { "If-None-Match": 'W/"v1-7"' }))!;
@@ -64,10 +64,7 @@ Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces 
 });
 
 Deno.test("createCachedAnswers() logs the path decoded, as the router does", () => {
-  const changes = createChangeFeed();
-  const cache = createResponseCache({ maxChars: 1 << 20, changes });
-  const answered: { path: string }[] = [];
-  const answer = createCachedAnswers({ cache, headers: {}, onAnswered: (a) => answered.push(a) });
+  const { cache, answered, answer } = setup();
   const body = "{}" as JsonText<unknown>;
   cache.set(
     "/students/a%20b",

@@ -3,15 +3,7 @@ import { sql } from "kysely";
 import { applyScores, listenForChanges } from "../../db/mod.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
-
-/** Resolves when `check()` holds, polling; rejects with `what` after 10 s. */
-async function until(check: () => boolean, what: string) {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { until } from "../_wait.ts";
 
 function recorder(url: string) {
   const events: string[] = [];
@@ -31,10 +23,10 @@ if (databaseKinds.includes("server")) {
     await using t = await createTestDatabase("server");
     const { events, listener } = recorder(t.url);
     try {
-      await until(() => events.includes("listening"), "listening");
+      await until("listening", () => events.includes("listening"), 10_000);
       await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
       await applyScores(t.db, 1, { names: ["b"], exams: [2], scores: [0.25] }, []);
-      await until(() => events.length >= 3, "two changes");
+      await until("two changes", () => events.length >= 3, 10_000);
       await sql`SELECT count(*) FROM results`.execute(t.db);
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.deepEqual(events, ["listening", "change", "change"]);
@@ -47,14 +39,18 @@ if (databaseKinds.includes("server")) {
     await using t = await createTestDatabase("server");
     const { events, listener } = recorder(t.url);
     try {
-      await until(() => events.includes("listening"), "listening");
+      await until("listening", () => events.includes("listening"), 10_000);
       await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE application_name = 'scorestream-changes' AND datname = current_database()`
         .execute(t.db);
-      await until(() => events.filter((e) => e === "listening").length === 2, "listening again");
+      await until(
+        "listening again",
+        () => events.filter((e) => e === "listening").length === 2,
+        10_000,
+      );
       assert.deepEqual(events, ["listening", "lost", "listening"]);
       await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
-      await until(() => events.at(-1) === "change", "a change after listening again");
+      await until("a change after listening again", () => events.at(-1) === "change", 10_000);
     } finally {
       await listener.close();
     }
@@ -79,15 +75,15 @@ if (databaseKinds.includes("server")) {
     // A second listener's heartbeats are not changes to the first.
     const { events: otherEvents, listener: other } = recorder(t.url);
     try {
-      await until(() => events.includes("listening"), "listening");
+      await until("listening", () => events.includes("listening"), 10_000);
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.deepEqual(events, ["listening"], "heartbeats are not changes");
       proxy.stall();
-      await until(() => events.includes("lost"), "the silent connection counted as lost");
+      await until("the silent connection counted as lost", () => events.includes("lost"), 10_000);
       proxy.up();
-      await until(() => events.at(-1) === "listening", "listening again");
+      await until("listening again", () => events.at(-1) === "listening", 10_000);
       await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
-      await until(() => events.at(-1) === "change", "a change after listening again");
+      await until("a change after listening again", () => events.at(-1) === "change", 10_000);
       assert.deepEqual(otherEvents.filter((e) => e !== "change"), ["listening"]);
     } finally {
       await listener.close();
