@@ -85,7 +85,7 @@ export interface StudentTrend {
   slope: number | null;
 }
 
-/** How much is stored, read from the aggregates rather than by counting results. */
+/** How much is stored, from the dictionary and the exam aggregates, not by counting results. */
 export interface Totals {
   students: number;
   exams: number;
@@ -93,9 +93,10 @@ export interface Totals {
 }
 
 /**
- * A response body with the version of the rows it was read from: the
- * transaction ids (xmin) of the aggregate rows, which every write to the
- * student's or exam's results updates. Equal versions mean an equal body.
+ * A response body with the version of the rows it was read from: for a
+ * student, a digest of all of their results; for an exam, the transaction ids
+ * (xmin) of its aggregate rows, which every write to its results updates.
+ * Equal versions mean an equal body.
  */
 export interface Versioned<T> {
   body: JsonText<T>;
@@ -139,6 +140,16 @@ export function readErrorCode(error: unknown): ReadErrorCode {
   if (/^(08|53|57P0)/.test(code) || CONNECTION_CODES.has(code)) return "unavailable";
   return "failed";
 }
+
+/**
+ * A student's count, sum and version, from all of their results (a lateral
+ * subquery over \`s\`, a row of \`students\`). The version is a digest of every
+ * (exam, score): equal versions mean equal results, whatever happened between.
+ */
+const studentTotals = sql<{ count: string; sum: number; version: string }>`
+  SELECT count(*) AS count, sum(score) AS sum,
+         md5(string_agg(exam || ':' || score::text, ',' ORDER BY exam)) AS version
+  FROM results WHERE student = s.id`;
 
 /** Limits that bound every read. */
 export interface QueriesOptions {
@@ -197,10 +208,17 @@ export function createQueries(
                CASE WHEN count(*) > ${limit}::int4
                  THEN max(name) FILTER (WHERE n <= ${limit}::int4) END AS next
         FROM (
-          SELECT s.name, t.count, t.sum, row_number() OVER (ORDER BY s.name) AS n
-          FROM students s JOIN student_totals t ON t.student = s.id
-          WHERE s.name > ${after}::text
-          ORDER BY s.name LIMIT ${limit}::int4 + 1
+          -- Every name in the dictionary has results: it is added in the
+          -- transaction that stores them.
+          SELECT s.name, a.count, a.sum, row_number() OVER (ORDER BY s.name) AS n
+          FROM (
+            SELECT id, name FROM students WHERE name > ${after}::text
+            ORDER BY name LIMIT ${limit}::int4 + 1
+          ) s
+          CROSS JOIN LATERAL (
+            SELECT count(*) AS count, sum(score) AS sum FROM results WHERE student = s.id
+          ) a
+          ORDER BY s.name
         ) p`);
       return `{"students":[${row.items}],"next":${json(row.next)}}` as JsonText<StudentPage>;
     },
@@ -211,9 +229,9 @@ export function createQueries(
                || ',"average":' || (t.sum / t.count)::text
                || ',"results":[' || coalesce(p.items, '') || '],"next":'
                || coalesce(p.next::text, 'null') || '}' AS body,
-               t.xmin::text AS version
+               t.version
         FROM students s
-        JOIN student_totals t ON t.student = s.id
+        CROSS JOIN LATERAL (${studentTotals}) t
         CROSS JOIN LATERAL (
           SELECT string_agg('{"exam":' || r.exam || ',"score":' || r.score::text || '}', ','
                             ORDER BY r.exam) FILTER (WHERE r.n <= ${limit}::int4) AS items,
@@ -226,15 +244,15 @@ export function createQueries(
             ORDER BY exam LIMIT ${limit}::int4 + 1
           ) r
         ) p
-        WHERE s.name = ${studentId}::text`);
+        WHERE s.name = ${studentId}::text AND t.count > 0`);
       return row ? { body: row.body as JsonText<StudentResults>, version: row.version } : null;
     },
 
     async studentVersion(studentId) {
       const row = await first(sql<{ version: string }>`
-        SELECT t.xmin::text AS version
-        FROM students s JOIN student_totals t ON t.student = s.id
-        WHERE s.name = ${studentId}::text`);
+        SELECT t.version
+        FROM students s CROSS JOIN LATERAL (${studentTotals}) t
+        WHERE s.name = ${studentId}::text AND t.count > 0`);
       return row?.version ?? null;
     },
 
@@ -247,7 +265,7 @@ export function createQueries(
                || ',"slope":' || coalesce(regr_slope(r.score, r.position)::text, 'null')
                || '}' AS body
         FROM students s
-        JOIN student_totals t ON t.student = s.id
+        CROSS JOIN LATERAL (SELECT count(*) AS count FROM results WHERE student = s.id) t
         CROSS JOIN LATERAL (
           SELECT exam, score, row_number() OVER (ORDER BY exam) AS position
           FROM (
@@ -400,7 +418,7 @@ export function createQueries(
 
     async totals() {
       const row = await first(sql<{ students: string; exams: string; results: string }>`
-        SELECT (SELECT count(*) FROM student_totals) AS students,
+        SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
                (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`);
       return {

@@ -4,7 +4,6 @@ import type { Generated } from "kysely";
 export interface Database {
   students: { id: Generated<number>; name: string };
   results: { student: number; exam: number; score: number };
-  student_totals: { student: number; count: number; sum: number };
   exam_totals: { exam: number; writer: number; count: number; sum: number };
   ingest_checkpoint: { feed: string; last_event_id: string; updated_at: Generated<Date> };
   quarantine: {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import { isMigrated, migrateToLatest } from "../../db/mod.ts";
+import { Migrator } from "kysely/migration";
+import { applyScores, isMigrated, migrateToLatest } from "../../db/mod.ts";
+import * as initial from "../../db/migrations/0001_initial.ts";
+import * as studentTotalsAtReadTime from "../../db/migrations/0002_student_totals_at_read_time.ts";
+import { createQueries } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 
 for (const kind of databaseKinds) {
@@ -9,16 +13,60 @@ for (const kind of databaseKinds) {
     assert.equal(await isMigrated(t.db), true);
     await migrateToLatest(t.db);
     const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(t.db);
-    assert.deepEqual(rows.map((r) => r.name), ["0001_initial"]);
+    assert.deepEqual(rows.map((r) => r.name), ["0001_initial", "0002_student_totals_at_read_time"]);
   });
 
   Deno.test(`migrateToLatest() names a migration the database has and this code does not (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
-    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('0002_from_the_future', '2027-01-01')`
+    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('0099_from_the_future', '2027-01-01')`
       .execute(t.db);
     await assert.rejects(
       migrateToLatest(t.db),
-      /^Error: Cannot migrate the database: .*0002_from_the_future/,
+      /^Error: Cannot migrate the database: .*0099_from_the_future/,
     );
+  });
+
+  Deno.test(`migration 0002 keeps every result across up, down and up again (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const migrator = new Migrator({
+      db: t.db,
+      provider: {
+        getMigrations: () =>
+          Promise.resolve({
+            "0001_initial": initial,
+            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+          }),
+      },
+    });
+    const totals = async () =>
+      (await sql<{ name: string; count: number; sum: number }>`
+        SELECT s.name, t.count, t.sum FROM student_totals t JOIN students s ON s.id = t.student
+        ORDER BY s.name`.execute(t.db)).rows;
+    const student = async (name: string) =>
+      JSON.parse((await createQueries(t.db).student(name, { limit: 10 }))!.body);
+
+    assert.equal((await migrator.migrateDown()).error, undefined);
+    await applyScores(t.db, 0, { names: ["a", "b"], exams: [1, 1], scores: [0.5, 0.25] }, []);
+    await applyScores(t.db, 0, { names: ["a", "a"], exams: [1, 2], scores: [0.75, 0.5] }, []);
+    assert.deepEqual(await totals(), [
+      { name: "a", count: 2, sum: 1.25 },
+      { name: "b", count: 1, sum: 0.25 },
+    ]);
+
+    assert.equal((await migrator.migrateUp()).error, undefined);
+    assert.equal(await isMigrated(t.db), true);
+    await applyScores(t.db, 1, { names: ["b"], exams: [2], scores: [1] }, []);
+    assert.deepEqual(
+      [await student("a"), await student("b")].map(({ count, average }) => ({ count, average })),
+      [{ count: 2, average: 0.625 }, { count: 2, average: 0.625 }],
+    );
+
+    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.deepEqual(await totals(), [
+      { name: "a", count: 2, sum: 1.25 },
+      { name: "b", count: 2, sum: 1.25 },
+    ]);
+    await migrateToLatest(t.db);
+    assert.equal((await student("b")).results.length, 2);
   });
 }

@@ -161,7 +161,7 @@ if (databaseKinds.includes("server")) {
     const api = createDb({ url: database.url, statementTimeoutMs: 100 });
     try {
       await database.db.transaction().execute(async (tx) => {
-        await sql`LOCK TABLE student_totals IN ACCESS EXCLUSIVE MODE`.execute(tx);
+        await sql`LOCK TABLE students IN ACCESS EXCLUSIVE MODE`.execute(tx);
         await assert.rejects(createQueries(api.db).totals(), (error) => {
           assert.ok(error instanceof ReadError);
           assert.equal(error.code, "timeout");
