@@ -61,25 +61,28 @@ export function createResponseCache(
   const cost = (key: string, value: Versioned<unknown>) => key.length + value.body.length;
 
   // Generation of a dependency: the value of `clock` when it last changed, or
-  // `floor` if it has not changed since `changedAt` was last emptied. Both only
-  // grow, so an unchanged generation means no change in between.
-  const changedAt = new Map<Dependency, number>();
+  // `floor` if it has not changed since the maps were last emptied. Both only
+  // grow, so an unchanged generation means no change in between. Keyed by the
+  // bare studentId and exam number: a commit reports thousands of them.
+  const studentChangedAt = new Map<string, number>();
+  const examChangedAt = new Map<number, number>();
   let clock = 0;
   let floor = 0;
-  const generation = (dependency: Dependency) => changedAt.get(dependency) ?? floor;
+  const generation = (dependency: Dependency) =>
+    (dependency.startsWith("student:")
+      ? studentChangedAt.get(dependency.slice(8))
+      : examChangedAt.get(Number(dependency.slice(5)))) ?? floor;
+  const forget = () => {
+    studentChangedAt.clear();
+    examChangedAt.clear();
+    floor = clock;
+  };
   changes?.subscribe((changed) => {
     clock++;
-    if (changed === "everything") {
-      changedAt.clear();
-      floor = clock;
-      return;
-    }
-    for (const student of changed.students) changedAt.set(`student:${student}`, clock);
-    for (const exam of changed.exams) changedAt.set(`exam:${exam}`, clock);
-    if (changedAt.size > maxTracked) {
-      changedAt.clear();
-      floor = clock;
-    }
+    if (changed === "everything") return forget();
+    for (const student of changed.students) studentChangedAt.set(student, clock);
+    for (const exam of changed.exams) examChangedAt.set(exam, clock);
+    if (studentChangedAt.size + examChangedAt.size > maxTracked) forget();
   });
 
   return {

@@ -1,5 +1,5 @@
 import type { QuarantineRow } from "../db/mod.ts";
-import type { Ack, WriterPool } from "../workers/mod.ts";
+import type { Ack, Batch, WriterPool } from "../workers/mod.ts";
 import { shardOf } from "./shard.ts";
 import type { FeedChunk } from "./sse_connection.ts";
 import type { IngestStats } from "./stats.ts";
@@ -17,9 +17,9 @@ export interface RouterOptions {
   onChanged?(changed: Changed): void;
 }
 
-/** The students and exams a commit wrote results for. */
+/** The students and exams a commit wrote results for; a student may be listed more than once. */
 export interface Changed {
-  students: Set<string>;
+  students: string[];
   exams: Set<number>;
 }
 
@@ -58,8 +58,9 @@ export function createRouter(
 ): Router {
   const rounds: Round[] = [];
   const roundOf = new Map<number, Round>();
-  // Kept only when someone listens: the sets cost memory until the batch is acknowledged.
-  const changedBy = new Map<number, Changed>();
+  // Kept only when someone listens; the pool keeps these batches until they
+  // are acknowledged anyway.
+  const changedBy = new Map<number, Batch>();
   let nextBatchId = 1;
   let pending = 0;
   let waiters: (() => void)[] = [];
@@ -109,16 +110,15 @@ export function createRouter(
         roundOf.set(id, round);
         round.remaining++;
         pending += columns.names.length + columns.quarantine.length;
-        if (onChanged && columns.names.length > 0) {
-          changedBy.set(id, { students: new Set(columns.names), exams: new Set(columns.exams) });
-        }
-        pool.send(writer, {
+        const batch: Batch = {
           id,
           names: columns.names,
           exams: new Int32Array(columns.exams),
           scores: new Float64Array(columns.scores),
           quarantine: columns.quarantine,
-        });
+        };
+        if (onChanged && batch.names.length > 0) changedBy.set(id, batch);
+        pool.send(writer, batch);
       });
       rounds.push(round);
       settle();
@@ -128,13 +128,16 @@ export function createRouter(
       const now = performance.now();
       stats.committed(ack.applied, ack.commitMs);
       if (ack.refused > 0) stats.reject("refused_by_database", ack.refused);
-      const changed: Changed = { students: new Set(), exams: new Set() };
+      const students: string[][] = [];
+      const exams = new Set<number>();
       for (const id of ack.ids) {
         const batch = changedBy.get(id);
         if (batch) {
           changedBy.delete(id);
-          for (const student of batch.students) changed.students.add(student);
-          for (const exam of batch.exams) changed.exams.add(exam);
+          students.push(batch.names);
+          // A feed sends an exam's events together: skip the repeats cheaply.
+          let last = NaN;
+          for (const exam of batch.exams) if (exam !== last) exams.add(last = exam);
         }
         const round = roundOf.get(id);
         if (!round) continue;
@@ -142,7 +145,7 @@ export function createRouter(
         round.remaining--;
         stats.lag(now - round.receivedAt, now);
       }
-      if (changed.students.size > 0) onChanged?.(changed);
+      if (students.length > 0) onChanged?.({ students: students.flat(), exams });
       pending = pool.pending().reduce((a, b) => a + b, 0);
       settle();
     },
