@@ -8,8 +8,10 @@ FROM denoland/deno:2.9.6
 # DATA_DIR: the embedded database's files; relative to /app, it is the one directory the
 # service may write (--allow-write=./data). SCORES_URL (the feed; unset: the built-in
 # demo feed), DATABASE_URL (unset: embedded Postgres) and WRITERS have no default here.
+# MALLOC_ARENA_MAX: as the start task sets it (see the README's performance section).
 ENV PORT=8000 \
     HOST=0.0.0.0 \
+    MALLOC_ARENA_MAX=2 \
     DATA_DIR=./data \
     DENO_NO_UPDATE_CHECK=1 \
     DENO_NO_PROMPT=1

@@ -2,11 +2,15 @@ import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
 
 const root = new URL("../", import.meta.url);
 
-/** The permission flags of `deno task start`, so tests run the service as users do. */
-async function startFlags(): Promise<string[]> {
+/** The environment and flags of `deno task start`, so tests run the service as users do. */
+async function startTask(): Promise<{ env: Record<string, string>; flags: string[] }> {
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
   const words: string[] = config.tasks.start.split(/\s+/);
-  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+  const deno = words.indexOf("deno");
+  return {
+    env: Object.fromEntries(words.slice(0, deno).map((w) => w.split("=", 2))),
+    flags: words.slice(words.indexOf("run") + 1, words.indexOf("main.ts")),
+  };
 }
 
 function freePort(): number {
@@ -63,11 +67,12 @@ export async function startService(
   } = {},
 ): Promise<Service> {
   const port = freePort();
-  const args = ["run", ...await startFlags(), "main.ts"];
+  const task = await startTask();
+  const args = ["run", ...task.flags, "main.ts"];
   const child = new Deno.Command(openFiles ? "/bin/sh" : deno, {
     args: openFiles ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, deno, ...args] : args,
     cwd: root,
-    env: { PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
+    env: { ...task.env, PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

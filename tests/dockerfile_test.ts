@@ -7,7 +7,7 @@ interface Instruction {
 }
 
 interface Problem {
-  code: "base" | "cache" | "user" | "allow-all" | "healthcheck" | "expose" | "cmd";
+  code: "base" | "cache" | "user" | "allow-all" | "healthcheck" | "expose" | "env" | "cmd";
   message: string;
 }
 
@@ -122,6 +122,12 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
   }
 
   const start = startTask.split(/\s+/);
+  for (const word of start.slice(0, start.indexOf("deno"))) {
+    const [key, value] = word.split("=", 2);
+    if (env.get(key) !== value) {
+      problems.push({ code: "env", message: `the start task sets ${word}, the image does not` });
+    }
+  }
   const command = [...argv(last("ENTRYPOINT")?.args ?? "[]"), ...argv(cmd?.args ?? "[]")];
   const run = command.indexOf("run");
   const script = command.slice(run + 1).find((a) => !a.startsWith("-"));
@@ -163,7 +169,7 @@ Deno.test("Dockerfile pins the base, caches dependencies, runs as deno with the 
 
 Deno.test("the start task the Dockerfile is compared with grants narrow permissions to main.ts", () => {
   assert.ok(!startTask.split(/\s+/).some(isAllowAll));
-  assert.match(startTask, /^deno run (--v8-flags=\S+ )?(--(allow|deny)-\S+ )+main\.ts$/);
+  assert.match(startTask, /^(\w+=\S+ )*deno run (--v8-flags=\S+ )?(--(allow|deny)-\S+ )+main\.ts$/);
 });
 
 Deno.test("Dockerfile check fails an unpinned or foreign base image", () => {
@@ -223,4 +229,10 @@ Deno.test("Dockerfile check fails a CMD that differs from the start task", () =>
   assert.deepEqual(codes(mutated(/"--v8-flags=[^"]*", /, "")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "CMD deno task start")), ["cmd"]);
   assert.deepEqual(codes(mutated(/^CMD \[.*$/m, "")), ["cache", "cmd"]);
+});
+
+Deno.test("Dockerfile check fails an image that lacks the start task's environment", () => {
+  const codes = (text: string) => check(text).map((p) => p.code);
+  assert.deepEqual(codes(mutated("    MALLOC_ARENA_MAX=2 \\\n", "")), ["env"]);
+  assert.deepEqual(codes(mutated("MALLOC_ARENA_MAX=2", "MALLOC_ARENA_MAX=8")), ["env"]);
 });
