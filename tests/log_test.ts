@@ -5,7 +5,11 @@ const at = new Date("2026-11-27T12:00:00.000Z");
 
 function capture(options: { flushMs?: number; maxBufferChars?: number } = {}) {
   const writes: string[] = [];
-  const logger = createLogger({ write: (text) => writes.push(text), now: () => at, ...options });
+  const logger = createLogger({
+    write: (text) => writes.push(text),
+    now: () => at.getTime(),
+    ...options,
+  });
   return { logger, writes };
 }
 
@@ -68,4 +72,26 @@ Deno.test("createLogger() does not throw when writing fails", () => {
   logger.log({ level: "error", msg: "nowhere to go" });
   logger.log({ level: "info", msg: "still fine" });
   logger.flush();
+});
+
+Deno.test("createLogger() stamps each line with the time of its millisecond, first", () => {
+  const writes: string[] = [];
+  let clock = at.getTime();
+  const logger = createLogger({ write: (text) => writes.push(text), now: () => clock });
+  logger.log({ level: "info", msg: "a" });
+  logger.log({ level: "info", msg: "b" });
+  clock += 1;
+  logger.log({ level: "info", msg: "c", nested: { quote: '"' } });
+  logger.log({});
+  logger.log({ level: "info", time: "its own" });
+  logger.flush();
+  const lines = writes.join("").trim().split("\n");
+  assert.deepEqual(lines.map((line) => JSON.parse(line)), [
+    { time: "2026-11-27T12:00:00.000Z", level: "info", msg: "a" },
+    { time: "2026-11-27T12:00:00.000Z", level: "info", msg: "b" },
+    { time: "2026-11-27T12:00:00.001Z", level: "info", msg: "c", nested: { quote: '"' } },
+    { time: "2026-11-27T12:00:00.001Z" },
+    { time: "its own", level: "info" },
+  ]);
+  assert.ok(lines.slice(0, 4).every((line) => line.startsWith('{"time":"2026-11-27T12:00:00.00')));
 });
