@@ -20,7 +20,13 @@ import { type Kysely, sql } from "kysely";
  * that owned the student (a process with another writer count, still
  * finishing) committed it after this statement's snapshot: that is reported as
  * a serialization failure, which the writer retries, and the retry sees the
- * row and regrades it.
+ * row and regrades it. Rows that repeat a (student, exam), against the
+ * contract, still fail with a cardinality violation, now found by the primary
+ * key and by counting the few stored rows, not by hashing every row first.
+ * New rows are inserted in the batch's order, not sorted by the key.
+ *
+ * Batches of 25,000 demo events applied one at a time (`deno task bench:apply`):
+ * 12.05-12.14 µs per event before, 7.96-8.10 after; 94.8 -> 88.2 bytes per result.
  *
  * Citus-style sharding by student stays as it was: `results` is distributed by
  * `student`, `students` is the dictionary.
@@ -33,6 +39,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     ) RETURNS int4[] LANGUAGE plpgsql AS $fn$
     DECLARE
       v_new int4[] := '{}';
+      v_repeated boolean;
     BEGIN
       -- A statement of the same writer may still be running (abandoned after
       -- its deadline, or the last of a worker that died): it must commit before
@@ -49,16 +56,9 @@ export async function up(db: Kysely<any>): Promise<void> {
         JOIN students s ON s.name = u.name;
       END IF;
 
-      -- Coalesced rows are the contract: with a key twice, a regrade would be
-      -- counted twice.
-      IF (SELECT count(*) FROM (
-            SELECT DISTINCT CASE WHEN s > 0 THEN s ELSE v_new[-s] END, e
-            FROM unnest(p_students, p_exams) AS u(s, e)) d)
-         <> cardinality(p_students) THEN
-        RAISE EXCEPTION 'apply_score_ids: a (student, exam) appears twice; rows must be coalesced'
-          USING ERRCODE = 'cardinality_violation';
-      END IF;
-
+      -- Coalesced rows are the contract, checked where it is cheap: the primary
+      -- key refuses a new (student, exam) twice (see the handler), and the few
+      -- rows stored before are counted after the statement.
       BEGIN
         WITH input AS (
           SELECT CASE WHEN u.student > 0 THEN u.student ELSE v_new[-u.student] END AS student,
@@ -77,26 +77,41 @@ export async function up(db: Kysely<any>): Promise<void> {
           )
         ), inserted AS (
           INSERT INTO results (student, exam, score)
-          SELECT student, exam, score FROM fresh ORDER BY student, exam
+          -- In the batch's order: exams come in order, so the exam index is
+          -- appended to (a sort by the key split its pages: +4.4 B/result).
+          SELECT student, exam, score FROM fresh
         ), regraded AS (
           UPDATE results r SET score = s.score FROM stored s
           WHERE r.student = s.student AND r.exam = s.exam AND s.score <> s.old
           RETURNING s.exam, s.score - s.old AS dsum
+        ), totals AS (
+          INSERT INTO exam_totals AS t (exam, writer, count, sum)
+          SELECT exam, p_writer, sum(dcount), sum(dsum)
+          FROM (
+            SELECT exam, score AS dsum, 1 AS dcount FROM fresh
+            UNION ALL
+            SELECT exam, dsum, 0 FROM regraded
+          ) delta
+          GROUP BY exam
+          ON CONFLICT (exam, writer) DO UPDATE
+          SET count = t.count + excluded.count, sum = t.sum + excluded.sum
         )
-        INSERT INTO exam_totals AS t (exam, writer, count, sum)
-        SELECT exam, p_writer, sum(dcount), sum(dsum)
-        FROM (
-          SELECT exam, score AS dsum, 1 AS dcount FROM fresh
-          UNION ALL
-          SELECT exam, dsum, 0 FROM regraded
-        ) delta
-        GROUP BY exam
-        ON CONFLICT (exam, writer) DO UPDATE
-        SET count = t.count + excluded.count, sum = t.sum + excluded.sum;
+        SELECT count(*) <> count(DISTINCT (student, exam)) INTO v_repeated FROM stored;
       EXCEPTION WHEN unique_violation THEN
-        RAISE EXCEPTION 'apply_score_ids: a result of this batch was stored meanwhile by another statement; retry'
-          USING ERRCODE = 'serialization_failure', DETAIL = SQLERRM;
+        IF (SELECT count(*) FROM (
+              SELECT DISTINCT CASE WHEN s > 0 THEN s ELSE v_new[-s] END, e
+              FROM unnest(p_students, p_exams) AS u(s, e)) d)
+           <> cardinality(p_students) THEN
+          v_repeated := true;
+        ELSE
+          RAISE EXCEPTION 'apply_score_ids: a result of this batch was stored meanwhile by another statement; retry'
+            USING ERRCODE = 'serialization_failure', DETAIL = SQLERRM;
+        END IF;
       END;
+      IF v_repeated THEN
+        RAISE EXCEPTION 'apply_score_ids: a (student, exam) appears twice; rows must be coalesced'
+          USING ERRCODE = 'cardinality_violation';
+      END IF;
 
       INSERT INTO quarantine (event_id, reason, raw)
       SELECT * FROM unnest(p_q_ids, p_q_reasons, p_q_raw)

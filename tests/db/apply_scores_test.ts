@@ -93,6 +93,22 @@ for (const kind of databaseKinds) {
     }, []).then(() => undefined, (e) => e);
     assert.ok(error, "a batch that is not coalesced must fail");
     assert.equal(classifyError(error), "data");
+    assert.match(String(error), /rows must be coalesced/);
+  });
+
+  Deno.test(`applyScores() fails with a data error for a stored result given twice, and changes nothing (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+    const before = await state(t);
+    const error = await applyScores(t.db, 0, {
+      names: ["b", "a", "a"],
+      exams: [1, 1, 1],
+      scores: [0.3, 0.1, 0.2],
+    }, []).then(() => undefined, (e) => e);
+    assert.ok(error, "a batch that is not coalesced must fail");
+    assert.equal(classifyError(error), "data");
+    assert.match(String(error), /rows must be coalesced/);
+    assert.deepEqual(await state(t), before);
   });
 }
 
