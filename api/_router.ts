@@ -67,13 +67,14 @@ export function cacheKey(url: string): string {
 type NotModified = TypedResponse<Record<never, never>, 304, string>;
 
 /**
- * Answers a student's or an exam's page with an ETag made of the version of
- * its aggregate row(s). A cached body that is `current` (no change to its
- * dependency reported since it was read) is sent, or a matching If-None-Match
- * answered 304, without asking the database. Otherwise, when a conditional
- * request or a cached body is at hand, it first reads only the version, a
- * cheap primary-key lookup: a matching If-None-Match gets a 304, a cached body
- * of that version is sent again, and only otherwise is the page read.
+ * Answers a student's or an exam's page with an ETag made of its version (a
+ * digest of the student's results, the exam's aggregate rows). A cached body
+ * that is `current` (no change to its dependency reported since it was read)
+ * is sent, or a matching If-None-Match answered 304, without asking the
+ * database. Otherwise, when a conditional request or a cached body is at hand,
+ * it first reads only the version, one index range: a matching If-None-Match
+ * gets a 304, a cached body of that version is sent again, and only otherwise
+ * is the page read.
  */
 export async function versioned<T>(
   c: Context,
