@@ -42,6 +42,9 @@ export interface ResponseCache {
   set(key: string, value: Versioned<unknown>, dependency: Dependency, generation: number): void;
 }
 
+const STUDENT = "student:";
+const EXAM = "exam:";
+
 interface Entry {
   value: Versioned<unknown>;
   dependency: Dependency;
@@ -69,9 +72,9 @@ export function createResponseCache(
   let clock = 0;
   let floor = 0;
   const generation = (dependency: Dependency) =>
-    (dependency.startsWith("student:")
-      ? studentChangedAt.get(dependency.slice(8))
-      : examChangedAt.get(Number(dependency.slice(5)))) ?? floor;
+    (dependency.startsWith(STUDENT)
+      ? studentChangedAt.get(dependency.slice(STUDENT.length))
+      : examChangedAt.get(Number(dependency.slice(EXAM.length)))) ?? floor;
   const forget = () => {
     studentChangedAt.clear();
     examChangedAt.clear();

@@ -8,7 +8,9 @@ async function startTask(): Promise<{ env: Record<string, string>; flags: string
   const words: string[] = config.tasks.start.split(/\s+/);
   const deno = words.indexOf("deno");
   return {
-    env: Object.fromEntries(words.slice(0, deno).map((w) => w.split("=", 2))),
+    env: Object.fromEntries(
+      words.slice(0, deno).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
+    ),
     flags: words.slice(words.indexOf("run") + 1, words.indexOf("main.ts")),
   };
 }

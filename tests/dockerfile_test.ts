@@ -123,8 +123,8 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
 
   const start = startTask.split(/\s+/);
   for (const word of start.slice(0, start.indexOf("deno"))) {
-    const [key, value] = word.split("=", 2);
-    if (env.get(key) !== value) {
+    const at = word.indexOf("=");
+    if (env.get(word.slice(0, at)) !== word.slice(at + 1)) {
       problems.push({ code: "env", message: `the start task sets ${word}, the image does not` });
     }
   }
