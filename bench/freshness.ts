@@ -52,9 +52,19 @@ const feed = await serveFeed({
   },
 });
 const service = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url });
+
+/** The writers' commit latency histogram from /metrics: [upper bound, cumulative count]. */
+async function commitLatencies(): Promise<[string, number][]> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  return [
+    ...text.matchAll(/^scorestream_writer_commit_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm),
+  ]
+    .map((m) => [m[1], Number(m[2])]);
+}
 try {
   // Warm up: connections, plans, the first exams.
   const warm = await pollUntil(service, (s) => s.ingest.applied >= rate * 2);
+  const commitsBefore = await commitLatencies();
   const samples: number[] = [];
   const requestMs: number[] = [];
   let polls = 0;
@@ -81,6 +91,11 @@ try {
     }
   }
   const stats = await service.stats();
+  const commits = (await commitLatencies()).map((
+    [le, n],
+    i,
+  ): [string, number] => [le, n - commitsBefore[i][1]]);
+  const total = commits.at(-1)![1];
   const applied = stats.ingest.applied - warm.stats.ingest.applied;
   const seconds = (performance.now() - warm.at) / 1000;
   const q = (xs: number[], p: number) => {
@@ -96,7 +111,12 @@ feed -> queryable through GET /students/{id}, ${fmt(samples.length)} probes (${
   } ms  max ${fmt(Math.max(...samples), 1)} ms   target p99 <= 50 ms
 baselines, same run:
   one GET of the answer: p50 ${fmt(q(requestMs, 0.5), 2)} ms  p99 ${fmt(q(requestMs, 0.99), 2)} ms
-  service receive -> commit p99 (lagMs of /stats): ${fmt(stats.ingest.lagMs ?? NaN, 1)} ms`);
+  service receive -> commit p99 (lagMs of /stats): ${fmt(stats.ingest.lagMs ?? NaN, 1)} ms
+  writer commits (batch handed over -> committed), ${fmt(total)} in all: ${
+    commits.filter(([le]) => le !== "+Inf").map(([le, n]) =>
+      `<= ${Number(le) * 1000} ms ${fmt((100 * n) / total, 1)}%`
+    ).join(", ")
+  }`);
 } finally {
   await service.stop();
   await feed.close();
