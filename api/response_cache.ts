@@ -88,25 +88,27 @@ export function createResponseCache(
     if (studentChangedAt.size + examChangedAt.size > maxTracked) forget();
   });
 
+  const isCurrent = (entry: Entry) =>
+    changes?.live === true && entry.generation === generation(entry.dependency);
+  // Map keeps insertion order: re-inserting marks the entry as recent.
+  const touch = (key: string, entry: Entry) => {
+    entries.delete(key);
+    entries.set(key, entry);
+  };
+
   return {
     answered: { memory: 0, version: 0, read: 0 },
     get<T>(key: string, dependency: Dependency) {
       const entry = entries.get(key);
       if (!entry) return undefined;
-      // Map keeps insertion order: re-inserting marks the entry as recent.
-      entries.delete(key);
-      entries.set(key, entry);
-      const current = changes?.live === true && entry.dependency === dependency &&
-        entry.generation === generation(dependency);
+      touch(key, entry);
+      const current = entry.dependency === dependency && isCurrent(entry);
       return { value: entry.value as Versioned<T>, current };
     },
     current(key) {
       const entry = entries.get(key);
-      if (
-        !entry || changes?.live !== true || entry.generation !== generation(entry.dependency)
-      ) return undefined;
-      entries.delete(key);
-      entries.set(key, entry);
+      if (!entry || !isCurrent(entry)) return undefined;
+      touch(key, entry);
       return entry;
     },
     generation,

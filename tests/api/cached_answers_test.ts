@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { type AnsweredRequest, createCachedAnswers } from "../../api/_cached_answers.ts";
 import { createChangeFeed } from "../../api/change_feed.ts";
-import { createResponseCache } from "../../api/response_cache.ts";
+import {
+  createResponseCache,
+  type Dependency,
+  type ResponseCache,
+} from "../../api/response_cache.ts";
 import type { JsonText } from "../../db/mod.ts";
 
 function setup() {
@@ -13,14 +17,24 @@ function setup() {
     headers: { "X-Content-Type-Options": "nosniff" },
     onAnswered: (a) => answered.push(a),
   });
-  const body = '{"studentId":"a","count":1}' as JsonText<unknown>;
-  cache.set(
-    "/students/a?limit=1",
-    { body, version: "7" },
-    "student:a",
-    cache.generation("student:a"),
-  );
+  store(cache, "/students/a?limit=1", "student:a", '{"studentId":"a","count":1}', "7");
   return { changes, cache, answered, answer };
+}
+
+/** Caches `body` as read now, so that it is current. */
+function store(
+  cache: ResponseCache,
+  key: string,
+  dependency: Dependency,
+  body: string,
+  version: string,
+) {
+  cache.set(
+    key,
+    { body: body as JsonText<unknown>, version },
+    dependency,
+    cache.generation(dependency),
+  );
 }
 
 const get = (path: string, headers: Record<string, string> = {}) =>
@@ -65,13 +79,7 @@ Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces 
 
 Deno.test("createCachedAnswers() logs the path decoded, as the router does", () => {
   const { cache, answered, answer } = setup();
-  const body = "{}" as JsonText<unknown>;
-  cache.set(
-    "/students/a%20b",
-    { body, version: "1" },
-    "student:a b",
-    cache.generation("student:a b"),
-  );
+  store(cache, "/students/a%20b", "student:a b", "{}", "1");
   assert.equal(answer(get("/students/a%20b"))?.status, 200);
   assert.deepEqual(answered.map((a) => a.path), ["/students/a b"]);
 });
