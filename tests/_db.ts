@@ -18,9 +18,13 @@ export interface TestDatabase extends Db {
 
 /**
  * Creates a fresh database: a new database on the server in DATABASE_URL (so
- * tests never see each other's rows), or a new in-memory PGlite.
+ * tests never see each other's rows), or a new in-memory PGlite; migrated to the
+ * latest schema unless `migrate` is false.
  */
-export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDatabase> {
+export async function createTestDatabase(
+  kind: TestDatabaseKind,
+  { migrate = true }: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
   let url: string;
   let drop: () => Promise<void>;
   if (kind === "server") {
@@ -42,7 +46,7 @@ export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDa
     drop = () => embedded.close();
   }
   const db = createDb({ url, max: 4 });
-  await migrateToLatest(db.db);
+  if (migrate) await migrateToLatest(db.db);
   const close = async () => {
     await db.close();
     await drop();
