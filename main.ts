@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { parseArgs } from "node:util";
-import { createApi, createChangeFeed } from "./api/mod.ts";
+import { createApi, createChangeFeed, type LastError } from "./api/mod.ts";
 import {
   createDb,
   createQueries,
@@ -19,15 +19,19 @@ import {
   createCheckpointer,
   createDemoFeed,
   createRouter,
+  feedIdentity,
   IngestStats,
+  redactUrl,
 } from "./ingest/mod.ts";
 import { createLogger } from "./log.ts";
 import { startWriters } from "./workers/mod.ts";
 
 /** Everything the service can be told, from flags or the environment. */
 export interface Config {
-  /** The SSE feed; undefined: the built-in demo feed. */
+  /** The SSE feed, http or https; undefined: the built-in demo feed. */
   scoresUrl?: string;
+  /** The key of the feed's checkpoint: the same for every URL of one feed. */
+  feedId: string;
   /** Postgres; undefined: the embedded PGlite persisted under dataDir. */
   databaseUrl?: string;
   dataDir: string;
@@ -44,6 +48,7 @@ export interface Config {
 
 const OPTIONS = {
   "scores-url": "SCORES_URL",
+  "feed-id": "FEED_ID",
   "database-url": "DATABASE_URL",
   "data-dir": "DATA_DIR",
   port: "PORT",
@@ -82,9 +87,16 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   if (role !== "all" && role !== "api") {
     throw new RangeError(`Cannot parse ROLE "${role}": not one of all, api`);
   }
+  const scoresUrl = get("scores-url");
+  if (scoresUrl !== undefined) checkUrl("SCORES_URL", scoresUrl, ["http:", "https:"]);
+  const databaseUrl = get("database-url");
+  if (databaseUrl !== undefined) {
+    checkUrl("DATABASE_URL", databaseUrl, ["postgres:", "postgresql:"]);
+  }
   return {
-    scoresUrl: get("scores-url"),
-    databaseUrl: get("database-url"),
+    scoresUrl,
+    feedId: get("feed-id") ?? (scoresUrl ? feedIdentity(scoresUrl) : "builtin:demo"),
+    databaseUrl,
     dataDir: get("data-dir") ?? "./data",
     port: integer("port", 8000, 0, 65535),
     host: get("host") ?? "0.0.0.0",
@@ -96,14 +108,45 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   };
 }
 
+/** A URL that can never work fails start-up; its secrets stay out of the message. */
+function checkUrl(name: string, url: string, protocols: string[]) {
+  const example = protocols[0] === "http:"
+    ? "http://host:port/path"
+    : "postgres://user@host:5432/database";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new RangeError(`Cannot parse ${name}: not a URL; write it as ${example}`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new RangeError(
+      `Cannot use ${name} "${redactUrl(url)}": its scheme must be ` +
+        `${protocols.map((p) => p.slice(0, -1)).join(" or ")}, as in ${example}`,
+    );
+  }
+}
+
 const logger = createLogger();
 const log = logger.log;
 
 async function main(config: Config) {
+  const startedAt = performance.now();
   const shutdown = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => shutdown.abort());
   }
+  // Before anything is created or started: a second instance fails at once.
+  checkPortIsFree(config);
+  if (!config.databaseUrl) await checkCanWrite(config.dataDir);
+
+  const lastErrors: { feed: LastError | null; database: LastError | null } = {
+    feed: null,
+    database: null,
+  };
+  const databaseFailed = (error: string) =>
+    lastErrors.database = { error, at: new Date().toISOString() };
+  let migrated = false;
 
   let embedded: EmbeddedPostgres | undefined;
   let databaseUrl = config.databaseUrl;
@@ -139,7 +182,13 @@ async function main(config: Config) {
   const api = createApi({
     queries: createQueries(reader.db),
     stats,
-    ready: () => isMigrated(control.db).catch(() => false),
+    ready: () =>
+      isMigrated(control.db).catch((error) => {
+        databaseFailed(describeError(error));
+        return false;
+      }),
+    migrated: () => migrated,
+    lastErrors: () => lastErrors,
     log,
     corsOrigin: config.corsOrigin,
     changes,
@@ -149,25 +198,44 @@ async function main(config: Config) {
       port: config.port,
       hostname: config.host,
       onListen: ({ hostname, port }) => {
-        const feed = stats ? config.scoresUrl ?? "built-in demo feed" : "none (ROLE=api)";
+        const feed = stats
+          ? (config.scoresUrl ? redactUrl(config.scoresUrl) : "built-in demo feed")
+          : "none (ROLE=api)";
         const database = config.databaseUrl
-          ? redact(config.databaseUrl)
+          ? redactUrl(config.databaseUrl)
           : `embedded PGlite in ${config.dataDir}/pglite`;
-        log({ level: "info", msg: `listening on http://${hostname}:${port}`, feed, database });
+        log({
+          level: "info",
+          msg: `listening on http://${hostname}:${port}; migrating the database`,
+          feed,
+          feedId: stats ? config.feedId : undefined,
+          database,
+        });
       },
     },
     api.fetch,
     shutdown.signal,
   );
 
-  await migrateWithRetry(control.db, shutdown.signal);
-  const ingest = stats && !shutdown.signal.aborted
+  migrated = await migrateWithRetry(control.db, shutdown.signal, databaseFailed);
+  if (migrated) {
+    log({
+      level: "info",
+      msg: `ready in ${Math.round(performance.now() - startedAt)} ms: serving ${
+        stats ? "and ingesting" : "only (ROLE=api)"
+      }`,
+      docs: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}/docs`,
+    });
+  }
+  const ingest = stats && migrated
     ? await startIngest({
       config,
       databaseUrl,
       db: control.db,
       stats,
       onChanged: changes.publish,
+      onFeedError: (error) => lastErrors.feed = { error, at: new Date().toISOString() },
+      onDatabaseError: databaseFailed,
       signal: shutdown.signal,
     })
     : undefined;
@@ -199,15 +267,19 @@ async function main(config: Config) {
  * sent and the checkpoint to be stored, each no longer than `deadline` allows:
  * whatever is not committed by then is replayed after the restart.
  */
-async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }: {
-  config: Config;
-  databaseUrl: string;
-  db: Kysely<Database>;
-  stats: IngestStats;
-  onChanged?: (changed: Changed) => void;
-  signal: AbortSignal;
-}) {
-  const feedKey = config.scoresUrl ?? "builtin:demo";
+async function startIngest(
+  { config, databaseUrl, db, stats, onChanged, onFeedError, onDatabaseError, signal }: {
+    config: Config;
+    databaseUrl: string;
+    db: Kysely<Database>;
+    stats: IngestStats;
+    onChanged?: (changed: Changed) => void;
+    onFeedError: (error: string) => void;
+    onDatabaseError: (error: string) => void;
+    signal: AbortSignal;
+  },
+) {
+  const feedKey = config.feedId;
   const checkpoint = await loadCheckpoint(db, feedKey);
   stats.lastEventId = checkpoint ?? null;
   const checkpointer = createCheckpointer({
@@ -225,6 +297,7 @@ async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }
     onAck: (_, ack) => router.acked(ack),
     onRetry: (writer, retry) => {
       stats.writerRetries++;
+      onDatabaseError(retry.error);
       log({ level: "warn", msg: "writer retrying", writer, ...retry });
     },
     onRestart: (writer, error) => {
@@ -248,6 +321,7 @@ async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }
     maxEventBytes: config.maxEventBytes,
     onChunk: (chunk) => router.route(chunk),
     onStatus: (status) => {
+      if (status.lastError !== null && status.state === "backoff") onFeedError(status.lastError);
       stats.state = status.state;
       stats.reconnects = status.reconnects;
       stats.oversized = status.oversized;
@@ -266,16 +340,60 @@ async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }
   };
 }
 
-async function migrateWithRetry(db: Kysely<Database>, signal: AbortSignal) {
+/**
+ * Migrates, retrying while the database cannot be reached or fails; true once
+ * migrated, false when `signal` aborts first, even while a statement hangs.
+ */
+async function migrateWithRetry(
+  db: Kysely<Database>,
+  signal: AbortSignal,
+  onError: (error: string) => void,
+): Promise<boolean> {
   for (let delay = 250; !signal.aborted; delay = Math.min(delay * 2, 5_000)) {
     try {
-      await migrateToLatest(db);
-      return;
+      const done = await Promise.race([migrateToLatest(db).then(() => true), aborted(signal)]);
+      if (done) return true;
     } catch (error) {
+      onError(describeError(error));
       log({ level: "error", msg: "cannot migrate, retrying", error: describeError(error), delay });
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), aborted(signal)]);
     }
   }
+  return false;
+}
+
+/** Fails when something listens on the port already, naming it. */
+function checkPortIsFree({ host, port }: Config) {
+  try {
+    Deno.listen({ hostname: host, port }).close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new Error(
+      `Cannot listen on ${host}:${port}: the port is in use (EADDRINUSE), perhaps by another ` +
+        "scorestream; stop it or choose another PORT",
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * The start task may write only ./data. Elsewhere, write access is asked for
+ * at a terminal (Deno prompts); without one the error says how to grant it.
+ */
+async function checkCanWrite(dataDir: string) {
+  const descriptor = { name: "write", path: dataDir } as const;
+  if ((await Deno.permissions.query(descriptor)).state === "granted") return;
+  if ((await Deno.permissions.request(descriptor)).state === "granted") return;
+  throw new PermissionError(
+    `Cannot write DATA_DIR "${dataDir}": this process may not write there. ` +
+      `\`deno task start\` may write only ./data: use a DATA_DIR under ./data, answer ` +
+      `Deno's prompt with y, or run deno run with --allow-write=${dataDir} (see the README)`,
+  );
+}
+
+/** A setting that cannot work as given: the process exits with code 2. */
+class PermissionError extends Error {
+  override name = "PermissionError";
 }
 
 /**
@@ -330,21 +448,12 @@ function fetchFrom(handler: (request: Request) => Response): typeof fetch {
   };
 }
 
-function aborted(signal: AbortSignal): Promise<void> {
+/** Resolves (to false, for races with work that resolves true) once `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<false> {
   return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
+    if (signal.aborted) resolve(false);
+    signal.addEventListener("abort", () => resolve(false), { once: true });
   });
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.href;
-  } catch {
-    return "(unparseable DATABASE_URL)";
-  }
 }
 
 if (import.meta.main) {
@@ -359,6 +468,7 @@ if (import.meta.main) {
     await main(config);
   } catch (error) {
     log({ level: "error", msg: `Cannot run scorestream: ${describeError(error)}` });
-    Deno.exit(1);
+    logger.flush();
+    Deno.exit(error instanceof PermissionError ? 2 : 1);
   }
 }

@@ -172,6 +172,16 @@ export const ExamStanding = z.object({
   }),
 }).openapi("ExamStanding");
 
+const LastError = z.object({
+  error: z.string().openapi({ example: "fetch failed: ECONNREFUSED connecting to feed:8001" }),
+  at: z.string().openapi({ description: "When, ISO 8601.", example: "2026-11-27T10:00:00.000Z" }),
+}).nullable();
+
+export const LastErrors = z.object({
+  feed: LastError.openapi({ description: "The feed's last failure; null until one." }),
+  database: LastError.openapi({ description: "The database's last failure; null until one." }),
+}).openapi("LastErrors", { description: "The last failures, without secrets." });
+
 export const Stats = z.object({
   students: count.nullable().openapi({ description: "null while the database is unreachable." }),
   exams: count.nullable(),
@@ -193,6 +203,7 @@ export const Stats = z.object({
   }).nullable().openapi({
     description: "null when this instance does not ingest. Histograms are in /metrics.",
   }),
+  lastErrors: LastErrors,
 }).openapi("Stats");
 
 export const Status = z.object({ status: z.string().openapi({ example: "ok" }) }).openapi(

@@ -14,7 +14,7 @@ import { docsRoutes } from "./docs.ts";
 import { examRoutes } from "./exams.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
 import { createHttpMetrics } from "./metrics.ts";
-import { operationRoutes } from "./operations.ts";
+import { type LastErrors, operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
 import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
@@ -28,6 +28,13 @@ export interface ApiOptions {
   queries: Queries;
   /** Whether the database answers and is migrated; /readyz bounds it with a timeout. */
   ready: () => Promise<boolean>;
+  /**
+   * False until the database is migrated: until then every route that reads
+   * it answers 503 with Retry-After, without reaching it. Default: migrated.
+   */
+  migrated?: () => boolean;
+  /** The last failure of the feed and of the database, for /stats and /readyz. */
+  lastErrors?: () => LastErrors;
   /** Ingest statistics for /stats and /metrics; absent on an API-only instance. */
   stats?: IngestStatsSource;
   /** Receives one access log entry per request and every server error. */
@@ -64,6 +71,8 @@ export interface ApiOptions {
 export function createApi({
   queries,
   ready,
+  migrated = () => true,
+  lastErrors = () => ({ feed: null, database: null }),
   stats,
   log = () => {},
   corsOrigin,
@@ -132,6 +141,14 @@ export function createApi({
     () => new HTTPException(503, { message: "The request took too long" }),
   ));
   app.use(compress());
+  app.use(async function whileMigrating(c, next) {
+    if (!migrated() && !WITHOUT_DATABASE.test(c.req.path)) {
+      throw new HTTPException(503, {
+        message: "The database is being migrated; try again shortly",
+      });
+    }
+    await next();
+  });
 
   const cache = createResponseCache({ maxChars: responseCacheChars, changes });
   app.route("/", studentRoutes({ queries, cache }));
@@ -142,6 +159,8 @@ export function createApi({
       queries,
       stats,
       ready,
+      migrated,
+      lastErrors,
       readyTimeoutMs,
       statsCacheMs,
       httpMetrics,
@@ -163,12 +182,14 @@ export function createApi({
 
   app.notFound((c) => problem(c, 404, `No route for ${c.req.method} at this path`));
   app.onError((error, c) => {
-    if (error instanceof HTTPException) return problem(c, error.status, error.message);
+    if (error instanceof HTTPException) {
+      return problem(c, error.status, error.message, error.status === 503 ? RETRY : {});
+    }
     if (error instanceof ReadError && error.code !== "failed") {
       const detail = error.code === "timeout"
         ? "The database did not answer in time"
         : "The database is unavailable";
-      return problem(c, 503, detail, { "Retry-After": "1" });
+      return problem(c, 503, detail, RETRY);
     }
     emit({
       level: "error",
@@ -201,6 +222,12 @@ function jsonHeaders(
     "Vary": "Accept-Encoding",
   };
 }
+
+const RETRY = { "Retry-After": "1" };
+
+// Routes that answer before the database is migrated: they read it only
+// through ready() and the counts of /stats, which wait for the migration.
+const WITHOUT_DATABASE = /^\/(healthz|readyz|stats|metrics|openapi\.json|docs(\/.*)?)$/;
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { HTTPException } from "hono/http-exception";
 import type { Queries, Totals } from "../db/mod.ts";
 import { createRouter, ok, problemResponse } from "./_router.ts";
+import { problem } from "./problem.ts";
 import { Stats, Status } from "./_schemas.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
 import {
@@ -13,12 +13,29 @@ import {
 import type { AnswerSource } from "./response_cache.ts";
 
 const NO_STORE = { "Cache-Control": "no-store" };
+const RETRY = { "Retry-After": "1" };
+
+/** The last failure of something the service depends on; `error` holds no secret. */
+export interface LastError {
+  error: string;
+  /** When it happened, ISO 8601. */
+  at: string;
+}
+
+/** The last failure of the feed and of the database, each null until one happens. */
+export interface LastErrors {
+  feed: LastError | null;
+  database: LastError | null;
+}
 
 /** What the operational routes read. */
 export interface OperationsOptions {
   queries: Queries;
   stats?: IngestStatsSource;
   ready: () => Promise<boolean>;
+  /** False until the database is migrated: then /stats reads no counts. */
+  migrated: () => boolean;
+  lastErrors: () => LastErrors;
   readyTimeoutMs: number;
   statsCacheMs: number;
   httpMetrics: HttpMetrics;
@@ -28,7 +45,17 @@ export interface OperationsOptions {
 
 /** `/stats`, `/healthz`, `/readyz` and `/metrics`. */
 export function operationRoutes(
-  { queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics, answered }: OperationsOptions,
+  {
+    queries,
+    stats,
+    ready,
+    migrated,
+    lastErrors,
+    readyTimeoutMs,
+    statsCacheMs,
+    httpMetrics,
+    answered,
+  }: OperationsOptions,
 ) {
   const totals = cached(() => queries.totals(), statsCacheMs);
   return createRouter()
@@ -43,7 +70,7 @@ export function operationRoutes(
         responses: { 200: ok(Stats, "Counts and ingest statistics.") },
       }),
       async (c) => {
-        const counts: Totals | null = await totals().catch(() => null);
+        const counts: Totals | null = migrated() ? await totals().catch(() => null) : null;
         const ingest = stats?.snapshot() ?? null;
         return c.json(
           {
@@ -63,6 +90,7 @@ export function operationRoutes(
               checkpointAgeMs: ingest.checkpointAgeMs,
               queueDepth: ingest.queueDepth,
             },
+            lastErrors: lastErrors(),
           },
           200,
           NO_STORE,
@@ -93,10 +121,19 @@ export function operationRoutes(
         },
       }),
       async (c) => {
+        if (!migrated()) {
+          return problem(c, 503, "The database is not migrated yet", RETRY, {
+            lastErrors: lastErrors(),
+          }) as never;
+        }
         if (!await withTimeout(ready(), readyTimeoutMs)) {
-          throw new HTTPException(503, {
-            message: "The database does not answer or its migrations are not applied",
-          });
+          return problem(
+            c,
+            503,
+            "The database does not answer or its migrations are not applied",
+            RETRY,
+            { lastErrors: lastErrors() },
+          ) as never;
         }
         return c.json({ status: "ready" }, 200, NO_STORE);
       },

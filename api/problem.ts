@@ -13,13 +13,15 @@ const TITLES: Partial<Record<number, string>> = {
 
 /**
  * An RFC 9457 `application/problem+json` response. `detail` is written for
- * the client: it never carries SQL, a stack or the raw input.
+ * the client: it never carries SQL, a stack or the raw input. `members` are
+ * the problem's extension members.
  */
 export function problem(
   c: Context,
   status: ContentfulStatusCode,
   detail: string,
   headers: Record<string, string> = {},
+  members: Record<string, unknown> = {},
 ): Response {
   const body = {
     type: "about:blank",
@@ -27,6 +29,7 @@ export function problem(
     status,
     detail,
     requestId: c.get("requestId") as string | undefined,
+    ...members,
   };
   return c.body(JSON.stringify(body), status, {
     "Content-Type": "application/problem+json",

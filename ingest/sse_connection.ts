@@ -1,3 +1,4 @@
+import { redactUrl } from "./feed_identity.ts";
 import { type SseEvent, SseEventTooLargeError, SseParser } from "./sse_parser.ts";
 
 /** The events one network chunk completed, and the last event id after them. */
@@ -77,8 +78,8 @@ export async function consumeFeed({
     status.state = state;
     onStatus({ ...status });
   };
-  const feed = new URL(url);
-  feed.username = feed.password = "";
+  const target = new URL(url);
+  const feed = redactUrl(target.href);
   let retryMs: number | undefined;
   // Failed connections since the last one that delivered an event.
   let failures = 0;
@@ -91,7 +92,9 @@ export async function consumeFeed({
     const connection = AbortSignal.any([signal, idle.signal]);
     const failed = (error: unknown): Failure | null =>
       signal.aborted ? null : {
-        reason: idle.signal.aborted ? `idle timeout: ${idleReason.message}` : describe(error),
+        reason: idle.signal.aborted
+          ? `idle timeout: ${idleReason.message}`
+          : describe(error, target),
       };
     try {
       const headers: Record<string, string> = {
@@ -120,7 +123,7 @@ export async function consumeFeed({
         return { reason: `not an event stream: content-type ${type}`, atCap: true };
       }
       setState("open");
-      log({ level: "info", msg: "feed open", url: feed.href, lastEventId });
+      log({ level: "info", msg: "feed open", url: feed, lastEventId });
       const parser = new SseParser({ maxEventChars: maxEventBytes, lastEventId });
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       try {
@@ -166,7 +169,7 @@ export async function consumeFeed({
   try {
     while (!signal.aborted) {
       setState("connecting");
-      log({ level: "info", msg: "feed connecting", url: feed.href, lastEventId });
+      log({ level: "info", msg: "feed connecting", url: feed, lastEventId });
       const failure = await connect();
       if (failure === null || signal.aborted) break;
       const base = Math.min(retryMs ?? initialRetryMs, maxRetryMs);
@@ -207,8 +210,28 @@ interface Failure {
   atCap?: boolean;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+// What Deno's fetch says in its error's cause, and the code Node and postgres.js give it.
+const CONNECT_ERRORS: [RegExp, string][] = [
+  [/connection refused/i, "ECONNREFUSED"],
+  [/connection reset/i, "ECONNRESET"],
+  [/timed out/i, "ETIMEDOUT"],
+  [/dns error|failed to lookup address|name or service not known/i, "ENOTFOUND"],
+  [/network is unreachable/i, "ENETUNREACH"],
+  [/certificate|tls|ssl/i, "TLS"],
+];
+
+/**
+ * Why a connection failed, with the host, port and error code where fetch
+ * only says "fetch failed" and hides the reason in its cause. The cause's own
+ * text is left out: it repeats the URL, query and all.
+ */
+function describe(error: unknown, url: URL): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : "";
+  const code = CONNECT_ERRORS.find(([pattern]) => pattern.test(cause))?.[1];
+  if (!code) return error.message;
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return `${error.message}: ${code} connecting to ${url.hostname}:${port}`;
 }
 
 /** Headers hold byte strings; WHATWG sends the id as UTF-8. */

@@ -3,7 +3,7 @@ import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
 const root = new URL("../", import.meta.url);
 
 /** The environment and flags of `deno task start`, so tests run the service as users do. */
-async function startTask(): Promise<{ env: Record<string, string>; flags: string[] }> {
+export async function startTask(): Promise<{ env: Record<string, string>; flags: string[] }> {
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
   const words: string[] = config.tasks.start.split(/\s+/);
   const deno = words.indexOf("deno");
@@ -15,7 +15,7 @@ async function startTask(): Promise<{ env: Record<string, string>; flags: string
   };
 }
 
-function freePort(): number {
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();

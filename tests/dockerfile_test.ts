@@ -7,7 +7,16 @@ interface Instruction {
 }
 
 interface Problem {
-  code: "base" | "cache" | "user" | "allow-all" | "healthcheck" | "expose" | "env" | "cmd";
+  code:
+    | "base"
+    | "cache"
+    | "user"
+    | "allow-all"
+    | "healthcheck"
+    | "expose"
+    | "env"
+    | "cmd"
+    | "volume";
   message: string;
 }
 
@@ -128,6 +137,14 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
       problems.push({ code: "env", message: `the start task sets ${word}, the image does not` });
     }
   }
+  // The embedded database's directory, where the README tells users to mount a volume.
+  const workdir = last("WORKDIR")?.args ?? "/";
+  const dataDir = new URL(env.get("DATA_DIR") ?? "./data", `file://${workdir.replace(/\/?$/, "/")}`)
+    .pathname.replace(/\/$/, "");
+  const volumes = stage.filter((i) => i.keyword === "VOLUME").flatMap((i) => argv(i.args));
+  if (!volumes.some((v) => v.replace(/\/$/, "") === dataDir)) {
+    problems.push({ code: "volume", message: `no VOLUME at the data directory ${dataDir}` });
+  }
   const command = [...argv(last("ENTRYPOINT")?.args ?? "[]"), ...argv(cmd?.args ?? "[]")];
   const run = command.indexOf("run");
   const script = command.slice(run + 1).find((a) => !a.startsWith("-"));
@@ -235,4 +252,15 @@ Deno.test("Dockerfile check fails an image that lacks the start task's environme
   const codes = (text: string) => check(text).map((p) => p.code);
   assert.deepEqual(codes(mutated("    MALLOC_ARENA_MAX=2 \\\n", "")), ["env"]);
   assert.deepEqual(codes(mutated("MALLOC_ARENA_MAX=2", "MALLOC_ARENA_MAX=8")), ["env"]);
+});
+
+Deno.test("Dockerfile check fails without a VOLUME at the embedded database's directory", () => {
+  assert.deepEqual(check(mutated(/^VOLUME .*$/m, "")).map((p) => p.code), ["volume"]);
+  const elsewhere = mutated(/^VOLUME .*$/m, "VOLUME /data");
+  assert.deepEqual(check(elsewhere).map((p) => p.code), ["volume"]);
+});
+
+Deno.test("the README's container section mounts a volume where the image keeps embedded data", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  assert.match(readme, /docker run [^\n]*-v [\w.-]+:\/app\/data /);
 });

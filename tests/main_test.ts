@@ -38,3 +38,25 @@ Deno.test("parseConfig() rejects malformed values, naming the setting", () => {
   assert.throws(() => parseConfig([], { ROLE: "ingest" }), /Cannot parse ROLE "ingest"/);
   assert.throws(() => parseConfig(["--nope"], {}), /nope/);
 });
+
+Deno.test("parseConfig() rejects feed and database URLs that can never work, without their secrets", () => {
+  assert.throws(
+    () => parseConfig([], { SCORES_URL: "localhost:8001/scores" }),
+    /^RangeError: Cannot use SCORES_URL .*: its scheme must be http or https/,
+  );
+  assert.throws(() => parseConfig([], { SCORES_URL: "ftp://feed/scores" }), /SCORES_URL/);
+  assert.throws(() => parseConfig([], { SCORES_URL: "http://[x" }), /Cannot parse SCORES_URL/);
+  for (const url of ["postgres://postgres:s3cr3t@[db/x", "http://postgres:s3cr3t@db/x"]) {
+    assert.throws(
+      () => parseConfig([], { DATABASE_URL: url }),
+      (error: Error) => /DATABASE_URL/.test(error.message) && !error.message.includes("s3cr3t"),
+    );
+  }
+});
+
+Deno.test("parseConfig() keys the checkpoint by FEED_ID, by default the URL without credentials and query", () => {
+  assert.equal(parseConfig([], {}).feedId, "builtin:demo");
+  const url = "https://u:p@feed.example/scores?token=abc";
+  assert.equal(parseConfig([], { SCORES_URL: url }).feedId, "https://feed.example/scores");
+  assert.equal(parseConfig(["--feed-id", "scores"], { SCORES_URL: url }).feedId, "scores");
+});

@@ -39,7 +39,13 @@ for (const kind of databaseKinds) {
       const exams = new Set([...fx.scores.values()].flatMap((m) => [...m.keys()]));
       const results = [...fx.scores.values()].reduce((n, m) => n + m.size, 0);
       const { batchSize: _b, commitLatencyMs: _c, ...ingest } = snapshot();
-      assert.deepEqual(body, { students: fx.scores.size, exams: exams.size, results, ingest });
+      assert.deepEqual(body, {
+        students: fx.scores.size,
+        exams: exams.size,
+        results,
+        ingest,
+        lastErrors: { feed: null, database: null },
+      });
     });
 
     await t.step("GET /readyz answers 200 when the database answers and is migrated", async () => {
@@ -138,7 +144,46 @@ Deno.test("GET /stats reports ingest as null on an instance that does not ingest
     exams: 2,
     results: 3,
     ingest: null,
+    lastErrors: { feed: null, database: null },
   });
+});
+
+Deno.test("before the database is migrated, reads answer 503 problem+json with Retry-After and never reach it", async () => {
+  let reads = 0;
+  const read = () => {
+    reads++;
+    return Promise.reject(new Error('relation "students" does not exist'));
+  };
+  const queries = new Proxy({}, { get: () => read }) as Queries;
+  let migrated = false;
+  const lastErrors = {
+    feed: null,
+    database: { error: "ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:5999", at: "2026-01-01" },
+  };
+  const app = createApi({
+    queries,
+    ready: () => Promise.resolve(migrated),
+    migrated: () => migrated,
+    lastErrors: () => lastErrors,
+  });
+  for (const path of ["/students", "/students/a", "/exams", "/exams/1", "/exams/1/top"]) {
+    const res = await app.request(path);
+    assert.equal(res.status, 503, path);
+    assert.equal(res.headers.get("content-type"), "application/problem+json");
+    assert.equal(res.headers.get("retry-after"), "1");
+    await res.body?.cancel();
+  }
+  const ready = await app.request("/readyz");
+  assert.equal(ready.status, 503);
+  assert.equal(ready.headers.get("retry-after"), "1");
+  assert.deepEqual((await ready.json()).lastErrors, lastErrors);
+  const stats = await (await app.request("/stats")).json();
+  assert.equal(stats.students, null);
+  assert.deepEqual(stats.lastErrors, lastErrors);
+  assert.equal((await app.request("/healthz")).status, 200);
+  assert.equal(reads, 0);
+  migrated = true;
+  assert.equal((await app.request("/readyz")).status, 200);
 });
 
 Deno.test("GET /stats reads the counts at most once per statsCacheMs", async () => {

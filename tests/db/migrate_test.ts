@@ -4,16 +4,61 @@ import { Migrator } from "kysely/migration";
 import { applyScores, isMigrated, migrateToLatest } from "../../db/mod.ts";
 import * as initial from "../../db/migrations/0001_initial.ts";
 import * as studentTotalsAtReadTime from "../../db/migrations/0002_student_totals_at_read_time.ts";
+import * as checkpointByFeedIdentity from "../../db/migrations/0004_checkpoint_by_feed_identity.ts";
+import { feedIdentity } from "../../ingest/mod.ts";
 import { createQueries } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 
 for (const kind of databaseKinds) {
+  Deno.test(`migration 0004 keys checkpoints by the feed's identity, keeping the latest of each feed (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const migrator = new Migrator({
+      db: t.db,
+      provider: {
+        getMigrations: () =>
+          Promise.resolve({
+            "0001_initial": initial,
+            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
+          }),
+      },
+    });
+    assert.equal((await migrator.migrateDown()).error, undefined);
+    const old = [
+      ["http://u:p@feed.example:8001/scores?token=old", "7", "2026-01-01"],
+      ["http://feed.example:8001/scores?token=new", "9", "2026-01-02"],
+      ["https://other.example/s#frag", "x", "2026-01-01"],
+      ["builtin:demo", "3", "2026-01-01"],
+    ];
+    for (const [feed, id, at] of old) {
+      await sql`INSERT INTO ingest_checkpoint (feed, last_event_id, updated_at)
+        VALUES (${feed}, ${id}, ${at}::timestamptz)`.execute(t.db);
+    }
+    assert.equal((await migrator.migrateUp()).error, undefined);
+    const { rows } = await sql<{ feed: string; last_event_id: string }>`
+      SELECT feed, last_event_id FROM ingest_checkpoint ORDER BY feed`.execute(t.db);
+    assert.deepEqual(rows, [
+      { feed: "builtin:demo", last_event_id: "3" },
+      { feed: "http://feed.example:8001/scores", last_event_id: "9" },
+      { feed: "https://other.example/s", last_event_id: "x" },
+    ]);
+    // The service looks its checkpoint up by feedIdentity(): it must agree with the SQL.
+    assert.deepEqual(
+      rows.map((r) => r.feed),
+      [old[3][0], old[1][0], old[2][0]].map(feedIdentity),
+    );
+  });
+
   Deno.test(`migrateToLatest() is a no-op on a migrated database (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
     assert.equal(await isMigrated(t.db), true);
     await migrateToLatest(t.db);
     const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(t.db);
-    assert.deepEqual(rows.map((r) => r.name), ["0001_initial", "0002_student_totals_at_read_time"]);
+    assert.deepEqual(rows.map((r) => r.name), [
+      "0001_initial",
+      "0002_student_totals_at_read_time",
+      "0004_checkpoint_by_feed_identity",
+    ]);
   });
 
   Deno.test(`migrateToLatest() names a migration the database has and this code does not (${kind})`, async () => {
@@ -35,6 +80,7 @@ for (const kind of databaseKinds) {
           Promise.resolve({
             "0001_initial": initial,
             "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
           }),
       },
     });
@@ -45,7 +91,7 @@ for (const kind of databaseKinds) {
     const student = async (name: string) =>
       JSON.parse((await createQueries(t.db).student(name, { limit: 10 }))!.body);
 
-    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.equal((await migrator.migrateTo("0001_initial")).error, undefined);
     await applyScores(t.db, 0, { names: ["a", "b"], exams: [1, 1], scores: [0.5, 0.25] }, []);
     await applyScores(t.db, 0, { names: ["a", "a"], exams: [1, 2], scores: [0.75, 0.5] }, []);
     assert.deepEqual(await totals(), [
@@ -53,7 +99,7 @@ for (const kind of databaseKinds) {
       { name: "b", count: 1, sum: 0.25 },
     ]);
 
-    assert.equal((await migrator.migrateUp()).error, undefined);
+    assert.equal((await migrator.migrateToLatest()).error, undefined);
     assert.equal(await isMigrated(t.db), true);
     await applyScores(t.db, 1, { names: ["b"], exams: [2], scores: [1] }, []);
     assert.deepEqual(
@@ -61,7 +107,7 @@ for (const kind of databaseKinds) {
       [{ count: 2, average: 0.625 }, { count: 2, average: 0.625 }],
     );
 
-    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.equal((await migrator.migrateTo("0001_initial")).error, undefined);
     assert.deepEqual(await totals(), [
       { name: "a", count: 2, sum: 1.25 },
       { name: "b", count: 2, sum: 1.25 },

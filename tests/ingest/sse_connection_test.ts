@@ -655,3 +655,26 @@ Deno.test("consumeFeed reports each state change through onStatus", async () => 
     { state: "stopped", reconnects: 1, lastError: "HTTP 503 Service Unavailable", oversized: 0 },
   ]);
 });
+
+Deno.test("consumeFeed names the host, port and ECONNREFUSED of a refused connection, and logs no secret", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const controller = new AbortController();
+  const statuses: FeedStatus[] = [];
+  const logged: Record<string, unknown>[] = [];
+  const done = consumeFeed({
+    url: `http://user:s3cr3t@127.0.0.1:${port}/scores?token=t0ken`,
+    signal: controller.signal,
+    onChunk: () => {},
+    onStatus: (s) => statuses.push(s),
+    log: (record) => logged.push(record),
+    initialRetryMs: 10,
+  });
+  await waitFor("a failure", () => statuses.some((s) => s.lastError !== null));
+  controller.abort();
+  await done;
+  const error = statuses.find((s) => s.lastError !== null)!.lastError!;
+  assert.match(error, new RegExp(`ECONNREFUSED connecting to 127\\.0\\.0\\.1:${port}`));
+  assert.doesNotMatch(JSON.stringify(logged), /s3cr3t|t0ken/);
+});
