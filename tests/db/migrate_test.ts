@@ -4,6 +4,7 @@ import { Migrator } from "kysely/migration";
 import { applyScores, isMigrated, migrateToLatest } from "../../db/mod.ts";
 import * as initial from "../../db/migrations/0001_initial.ts";
 import * as studentTotalsAtReadTime from "../../db/migrations/0002_student_totals_at_read_time.ts";
+import * as quarantineAnyIdLength from "../../db/migrations/0003_quarantine_any_id_length.ts";
 import { createQueries } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 
@@ -13,7 +14,11 @@ for (const kind of databaseKinds) {
     assert.equal(await isMigrated(t.db), true);
     await migrateToLatest(t.db);
     const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(t.db);
-    assert.deepEqual(rows.map((r) => r.name), ["0001_initial", "0002_student_totals_at_read_time"]);
+    assert.deepEqual(rows.map((r) => r.name), [
+      "0001_initial",
+      "0002_student_totals_at_read_time",
+      "0003_quarantine_any_id_length",
+    ]);
   });
 
   Deno.test(`migrateToLatest() names a migration the database has and this code does not (${kind})`, async () => {
@@ -35,6 +40,7 @@ for (const kind of databaseKinds) {
           Promise.resolve({
             "0001_initial": initial,
             "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0003_quarantine_any_id_length": quarantineAnyIdLength,
           }),
       },
     });
@@ -45,7 +51,7 @@ for (const kind of databaseKinds) {
     const student = async (name: string) =>
       JSON.parse((await createQueries(t.db).student(name, { limit: 10 }))!.body);
 
-    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.equal((await migrator.migrateTo("0001_initial")).error, undefined);
     await applyScores(t.db, 0, { names: ["a", "b"], exams: [1, 1], scores: [0.5, 0.25] }, []);
     await applyScores(t.db, 0, { names: ["a", "a"], exams: [1, 2], scores: [0.75, 0.5] }, []);
     assert.deepEqual(await totals(), [
@@ -53,20 +59,52 @@ for (const kind of databaseKinds) {
       { name: "b", count: 1, sum: 0.25 },
     ]);
 
-    assert.equal((await migrator.migrateUp()).error, undefined);
-    assert.equal(await isMigrated(t.db), true);
+    assert.equal((await migrator.migrateTo("0002_student_totals_at_read_time")).error, undefined);
     await applyScores(t.db, 1, { names: ["b"], exams: [2], scores: [1] }, []);
     assert.deepEqual(
       [await student("a"), await student("b")].map(({ count, average }) => ({ count, average })),
       [{ count: 2, average: 0.625 }, { count: 2, average: 0.625 }],
     );
 
-    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.equal((await migrator.migrateTo("0001_initial")).error, undefined);
     assert.deepEqual(await totals(), [
       { name: "a", count: 2, sum: 1.25 },
       { name: "b", count: 2, sum: 1.25 },
     ]);
     await migrateToLatest(t.db);
     assert.equal((await student("b")).results.length, 2);
+  });
+
+  Deno.test(`migration 0003 upgrades a database to exactly what a fresh one gets, keeping the quarantine (${kind})`, async () => {
+    await using fresh = await createTestDatabase(kind);
+    await using t = await createTestDatabase(kind);
+    const migrator = new Migrator({
+      db: t.db,
+      provider: {
+        getMigrations: () =>
+          Promise.resolve({
+            "0001_initial": initial,
+            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0003_quarantine_any_id_length": quarantineAnyIdLength,
+          }),
+      },
+    });
+    assert.equal((await migrator.migrateTo("0002_student_totals_at_read_time")).error, undefined);
+    const row = { eventId: "1", reason: "invalid_json: x", raw: "x" };
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    await migrateToLatest(t.db);
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    const schema = async (db: typeof t.db) =>
+      (await sql<{ def: string }>`
+        SELECT indexdef AS def FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL
+        SELECT p.proname || '(' || pg_get_function_arguments(p.oid) || ')' || p.prosrc
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+        ORDER BY 1`.execute(db)).rows.map((r) => r.def);
+    assert.deepEqual(await schema(t.db), await schema(fresh.db));
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM quarantine`.execute(
+      t.db,
+    );
+    assert.equal(rows[0].n, 1, "a replay after the upgrade finds the row stored before it");
   });
 }
