@@ -139,7 +139,9 @@ async function main(config: Config) {
   const api = createApi({
     queries: createQueries(reader.db),
     stats,
-    ready: () => isMigrated(control.db).catch(() => false),
+    // Ready means serving current answers: a stuck ingest serves stale ones.
+    ready: async () =>
+      stats?.stuck() === undefined && await isMigrated(control.db).catch(() => false),
     log,
     corsOrigin: config.corsOrigin,
     changes,
@@ -222,10 +224,17 @@ async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }
   const pool = startWriters({
     count: config.writers,
     databaseUrl,
-    onAck: (_, ack) => router.acked(ack),
+    onAck: (writer, ack) => {
+      stats.permanentErrors.delete(writer);
+      router.acked(ack);
+    },
     onRetry: (writer, retry) => {
       stats.writerRetries++;
-      log({ level: "warn", msg: "writer retrying", writer, ...retry });
+      if (retry.permanent) stats.permanentErrors.set(writer, retry.error);
+      log({ level: retry.permanent ? "error" : "warn", msg: "writer retrying", writer, ...retry });
+    },
+    onSkipped: (writer, skipped) => {
+      log({ level: "error", msg: "quarantine refused an event; skipped", writer, ...skipped });
     },
     onRestart: (writer, error) => {
       stats.writerRestarts++;
@@ -250,7 +259,6 @@ async function startIngest({ config, databaseUrl, db, stats, onChanged, signal }
     onStatus: (status) => {
       stats.state = status.state;
       stats.reconnects = status.reconnects;
-      stats.oversized = status.oversized;
     },
     log,
   });
