@@ -99,7 +99,8 @@ export function createRouter(
         stats.reject(reason);
         const row = detached({
           eventId: event.longId ?? (event.lastEventId || null),
-          reason: `${reason}: ${message}`,
+          // Postgres text holds no NUL; JSON.parse's messages quote the data.
+          reason: `${reason}: ${message}`.replaceAll("\0", "\uFFFD"),
           raw: event.data.slice(0, RAW_LIMIT).replaceAll("\0", "\uFFFD"),
         });
         const columns = part(shardOf(event.data, pool.count));
