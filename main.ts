@@ -182,8 +182,10 @@ async function main(config: Config) {
   const api = createApi({
     queries: createQueries(reader.db),
     stats,
-    ready: () =>
-      isMigrated(control.db).catch((error) => {
+    // Ready means serving current answers: a stuck ingest serves stale ones.
+    ready: async () =>
+      stats?.stuck() === undefined &&
+      await isMigrated(control.db).catch((error) => {
         databaseFailed(describeError(error));
         return false;
       }),
@@ -294,11 +296,18 @@ async function startIngest(
   const pool = startWriters({
     count: config.writers,
     databaseUrl,
-    onAck: (_, ack) => router.acked(ack),
+    onAck: (writer, ack) => {
+      stats.permanentErrors.delete(writer);
+      router.acked(ack);
+    },
     onRetry: (writer, retry) => {
       stats.writerRetries++;
       onDatabaseError(retry.error);
-      log({ level: "warn", msg: "writer retrying", writer, ...retry });
+      if (retry.permanent) stats.permanentErrors.set(writer, retry.error);
+      log({ level: retry.permanent ? "error" : "warn", msg: "writer retrying", writer, ...retry });
+    },
+    onSkipped: (writer, skipped) => {
+      log({ level: "error", msg: "quarantine refused an event; skipped", writer, ...skipped });
     },
     onRestart: (writer, error) => {
       stats.writerRestarts++;
@@ -324,7 +333,6 @@ async function startIngest(
       if (status.lastError !== null && status.state === "backoff") onFeedError(status.lastError);
       stats.state = status.state;
       stats.reconnects = status.reconnects;
-      stats.oversized = status.oversized;
     },
     log,
   });

@@ -46,6 +46,7 @@ const cut = (writer: number) => {
     batch: {
       id: batches.length,
       names,
+      chars: names.reduce((n, name) => n + name.length, 0),
       exams: new Int32Array(exams),
       scores: new Float64Array(scores),
       quarantine: [],

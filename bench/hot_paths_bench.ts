@@ -48,6 +48,7 @@ const pool: WriterPool = {
   count: 2,
   send: () => {},
   pending: () => [0, 0],
+  pendingChars: () => 0,
   crash: () => {},
   close: () => Promise.resolve(),
 };
@@ -66,6 +67,7 @@ const mine = all.map((e) => JSON.parse(e.data)).filter((s) => shardOf(s.studentI
 const batch: Batch = {
   id: 1,
   names: mine.map((s) => s.studentId),
+  chars: mine.reduce((n, s) => n + s.studentId.length, 0),
   exams: Int32Array.from(mine.map((s) => s.exam)),
   scores: Float64Array.from(mine.map((s) => s.score)),
   quarantine: [],

@@ -16,6 +16,12 @@ export interface QuarantineRow {
   raw: string;
 }
 
+/** Where a writer remembers the dictionary keys of the students it committed. */
+export interface StudentKeyCache {
+  get(name: string): number | undefined;
+  set(name: string, key: number): void;
+}
+
 /**
  * Applies a writer's coalesced results and quarantined events in one statement,
  * hence one transaction and one round trip (the `apply_score_ids` function of
@@ -32,7 +38,7 @@ export async function applyScores(
   writer: number,
   { names, exams, scores }: ScoreColumns,
   quarantine: readonly QuarantineRow[],
-  keys: Map<string, number> = new Map(),
+  keys: StudentKeyCache = new Map(),
 ): Promise<void> {
   const students = new Int32Array(names.length);
   const newNames: string[] = [];

@@ -2,11 +2,13 @@ import type { Kysely } from "kysely";
 import { type Migration, Migrator } from "kysely/migration";
 import * as initial from "./migrations/0001_initial.ts";
 import * as studentTotalsAtReadTime from "./migrations/0002_student_totals_at_read_time.ts";
+import * as quarantineAnyIdLength from "./migrations/0003_quarantine_any_id_length.ts";
 import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_identity.ts";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": initial,
   "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+  "0003_quarantine_any_id_length": quarantineAnyIdLength,
   "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
 };
 

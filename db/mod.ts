@@ -1,4 +1,9 @@
-export { applyScores, type QuarantineRow, type ScoreColumns } from "./apply_scores.ts";
+export {
+  applyScores,
+  type QuarantineRow,
+  type ScoreColumns,
+  type StudentKeyCache,
+} from "./apply_scores.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 export { createDb, type Db, type DbOptions } from "./connect.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";

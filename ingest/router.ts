@@ -2,6 +2,7 @@ import type { QuarantineRow } from "../db/mod.ts";
 import type { Ack, Batch, WriterPool } from "../workers/mod.ts";
 import { shardOf } from "./shard.ts";
 import type { FeedChunk } from "./sse_connection.ts";
+import { MAX_ID_BYTES, type SseEvent } from "./sse_parser.ts";
 import type { IngestStats } from "./stats.ts";
 import { validateScore } from "./validate.ts";
 
@@ -11,6 +12,8 @@ export interface RouterOptions {
   stats: IngestStats;
   /** Unacknowledged events above which ingest stops reading the feed. */
   maxPendingEvents?: number;
+  /** ... and unacknowledged characters (`Batch.chars`): what long ids and excerpts weigh. */
+  maxPendingChars?: number;
   /** The checkpoint may move to this id: it and every event before it are committed. */
   onCommitted(lastEventId: string): void;
   /** Called after each commit with the students and exams whose results it may have changed. */
@@ -41,6 +44,7 @@ interface Round {
 
 interface Columns {
   names: string[];
+  chars: number;
   exams: number[];
   scores: number[];
   quarantine: QuarantineRow[];
@@ -54,7 +58,14 @@ interface Columns {
  * returned promise holds the feed reader back: TCP backpressure, bounded memory.
  */
 export function createRouter(
-  { pool, stats, maxPendingEvents = 100_000, onCommitted, onChanged }: RouterOptions,
+  {
+    pool,
+    stats,
+    maxPendingEvents = 100_000,
+    maxPendingChars = 8_000_000,
+    onCommitted,
+    onChanged,
+  }: RouterOptions,
 ): Router {
   const rounds: Round[] = [];
   const roundOf = new Map<number, Round>();
@@ -63,13 +74,14 @@ export function createRouter(
   const changedBy = new Map<number, Batch>();
   let nextBatchId = 1;
   let pending = 0;
+  let pendingChars = 0;
   let waiters: (() => void)[] = [];
 
   function settle() {
     let committed: string | undefined;
     while (rounds.length > 0 && rounds[0].remaining === 0) committed = rounds.shift()!.lastEventId;
     if (committed !== undefined) onCommitted(committed);
-    if (pending <= maxPendingEvents || rounds.length === 0) {
+    if ((pending <= maxPendingEvents && pendingChars <= maxPendingChars) || rounds.length === 0) {
       for (const wake of waiters) wake();
       waiters = [];
     }
@@ -78,14 +90,47 @@ export function createRouter(
   return {
     route({ events, lastEventId }) {
       const receivedAt = performance.now();
+      if (pending === 0) stats.progressAt = receivedAt;
       const round: Round = { remaining: 0, lastEventId: detached(lastEventId), receivedAt };
       const parts: (Columns | undefined)[] = new Array(pool.count);
       const part = (writer: number) =>
-        parts[writer] ??= { names: [], exams: [], scores: [], quarantine: [] };
+        parts[writer] ??= { names: [], chars: 0, exams: [], scores: [], quarantine: [] };
+      const quarantine = (event: SseEvent, reason: string, message: string) => {
+        stats.reject(reason);
+        const row = detached({
+          eventId: event.longId ?? (event.lastEventId || null),
+          // Postgres text holds no NUL; JSON.parse's messages quote the data.
+          reason: `${reason}: ${message}`.replaceAll("\0", "\uFFFD"),
+          raw: event.data.slice(0, RAW_LIMIT).replaceAll("\0", "\uFFFD"),
+        });
+        const columns = part(shardOf(event.data, pool.count));
+        columns.quarantine.push(row);
+        columns.chars += (row.eventId?.length ?? 0) + row.reason.length + row.raw.length;
+      };
       stats.received += events.length;
       for (const event of events) {
+        // Of any type: what it was is not known for sure.
+        if (event.tooLarge !== undefined) {
+          stats.oversized++;
+          quarantine(
+            event,
+            "too_large",
+            `Cannot accept an event of ${event.tooLarge} characters: larger than the limit; ` +
+              `its first ${event.data.length} are kept`,
+          );
+          continue;
+        }
         if (event.type !== "score") {
           stats.ignored++;
+          continue;
+        }
+        if (event.longId !== undefined) {
+          quarantine(
+            event,
+            "invalid_id",
+            `Cannot accept an id longer than ${MAX_ID_BYTES} UTF-8 bytes: not adopted as the ` +
+              `resume point; its first ${event.longId.length} characters are kept`,
+          );
           continue;
         }
         const result = validateScore(event.data);
@@ -93,15 +138,11 @@ export function createRouter(
           const { studentId, exam, score } = result.score;
           const columns = part(shardOf(studentId, pool.count));
           columns.names.push(studentId);
+          columns.chars += studentId.length;
           columns.exams.push(exam);
           columns.scores.push(score);
         } else {
-          stats.reject(result.rejection.reason);
-          part(shardOf(event.data, pool.count)).quarantine.push(detached({
-            eventId: event.lastEventId || null,
-            reason: `${result.rejection.reason}: ${result.rejection.message}`,
-            raw: event.data.slice(0, RAW_LIMIT).replaceAll("\0", "\uFFFD"),
-          }));
+          quarantine(event, result.rejection.reason, result.rejection.message);
         }
       }
       parts.forEach((columns, writer) => {
@@ -110,9 +151,11 @@ export function createRouter(
         roundOf.set(id, round);
         round.remaining++;
         pending += columns.names.length + columns.quarantine.length;
+        pendingChars += columns.chars;
         const batch: Batch = {
           id,
           names: columns.names,
+          chars: columns.chars,
           exams: new Int32Array(columns.exams),
           scores: new Float64Array(columns.scores),
           quarantine: columns.quarantine,
@@ -122,11 +165,13 @@ export function createRouter(
       });
       rounds.push(round);
       settle();
-      if (pending > maxPendingEvents) return new Promise((resolve) => waiters.push(resolve));
+      if (pending > maxPendingEvents || pendingChars > maxPendingChars) {
+        return new Promise((resolve) => waiters.push(resolve));
+      }
     },
     acked(ack) {
       const now = performance.now();
-      stats.committed(ack.applied, ack.commitMs);
+      stats.committed(ack.applied, ack.commitMs, now);
       if (ack.refused > 0) stats.reject("refused_by_database", ack.refused);
       const students: string[][] = [];
       const exams = new Set<number>();
@@ -147,6 +192,7 @@ export function createRouter(
       }
       if (students.length > 0) onChanged?.({ students: students.flat(), exams });
       pending = pool.pending().reduce((a, b) => a + b, 0);
+      pendingChars = pool.pendingChars();
       settle();
     },
     async settled() {

@@ -1,5 +1,6 @@
 import { redactUrl } from "./feed_identity.ts";
-import { type SseEvent, SseEventTooLargeError, SseParser } from "./sse_parser.ts";
+import { type SseEvent, SseParser } from "./sse_parser.ts";
+import { Utf8DecoderStream } from "./utf8_decoder_stream.ts";
 
 /** The events one network chunk completed, and the last event id after them. */
 export interface FeedChunk {
@@ -15,8 +16,6 @@ export interface FeedStatus {
   reconnects: number;
   /** Why the last connection failed or ended, or null before the first failure. */
   lastError: string | null;
-  /** Connections failed because an event exceeded `maxEventBytes`. */
-  oversized: number;
 }
 
 /** The options of {@linkcode consumeFeed}. */
@@ -37,12 +36,22 @@ export interface ConsumeFeedOptions {
   /**
    * The largest event accepted: its non-comment lines without line terminators,
    * counted in UTF-16 code units (never more than its UTF-8 bytes). Default 1 MiB.
+   * A larger one is skipped as it arrives and dispatched marked `tooLarge`.
    */
   maxEventBytes?: number;
+  /**
+   * A connection that delivers this many characters without completing an event
+   * or moving the last event id is failed as broken. Default twice `maxEventBytes`.
+   */
+  maxCharsWithoutEvent?: number;
   /** A connection that receives nothing at all for this long is restarted. */
   idleTimeoutMs?: number;
   /** The base reconnection delay until the feed sends `retry:`. */
   initialRetryMs?: number;
+  /** No reconnection comes sooner than this, whatever `retry:` says. */
+  minRetryMs?: number;
+  /** Identical log lines (same message and reason) are written at most once per this. */
+  logRepeatMs?: number;
   /** The cap of every delay, and the delay after a response that is not an event stream. */
   maxRetryMs?: number;
   /** Jitter source in [0, 1). */
@@ -58,6 +67,11 @@ export interface ConsumeFeedOptions {
  * 408 and 429 after `Retry-After`, retries any other response at the cap, and restarts
  * a connection that stays silent for `idleTimeoutMs`. It resolves only when `signal`
  * aborts, and rejects only with what `onChunk` or `onStatus` throw.
+ *
+ * Whatever the feed sends, the event loop stays responsive: a body whose reads
+ * resolve at once (buffered, or inflating a small compressed body) never returns
+ * to the event loop by itself, so reading yields to it every `YIELD_EVERY_MS`;
+ * and a connection that sends `maxCharsWithoutEvent` without an event is failed.
  */
 export async function consumeFeed({
   url,
@@ -67,13 +81,17 @@ export async function consumeFeed({
   onStatus = () => {},
   fetch = globalThis.fetch,
   maxEventBytes = 1 << 20,
+  maxCharsWithoutEvent = 2 * maxEventBytes,
   idleTimeoutMs = 45_000,
   initialRetryMs = 1_000,
+  minRetryMs = 100,
+  logRepeatMs = 10_000,
   maxRetryMs = 30_000,
   random = Math.random,
-  log = () => {},
+  log: write = () => {},
 }: ConsumeFeedOptions): Promise<void> {
-  const status: FeedStatus = { state: "connecting", reconnects: 0, lastError: null, oversized: 0 };
+  const log = withoutRepeats(write, logRepeatMs);
+  const status: FeedStatus = { state: "connecting", reconnects: 0, lastError: null };
   const setState = (state: FeedStatus["state"]) => {
     status.state = state;
     onStatus({ ...status });
@@ -125,7 +143,9 @@ export async function consumeFeed({
       setState("open");
       log({ level: "info", msg: "feed open", url: feed, lastEventId });
       const parser = new SseParser({ maxEventChars: maxEventBytes, lastEventId });
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      const reader = response.body.pipeThrough(new Utf8DecoderStream()).getReader();
+      let quiet = 0;
+      let yieldedAt = performance.now();
       try {
         while (true) {
           let result: ReadableStreamReadResult<string>;
@@ -136,26 +156,24 @@ export async function consumeFeed({
           }
           clearTimeout(timer);
           if (result.done) return { reason: "the feed ended the response" };
-          let events: SseEvent[];
-          let tooLarge: SseEventTooLargeError | undefined;
-          try {
-            events = parser.push(result.value);
-          } catch (error) {
-            if (!(error instanceof SseEventTooLargeError)) throw error;
-            events = error.events;
-            tooLarge = error;
-          }
+          const events = parser.push(result.value);
           retryMs = parser.retry ?? retryMs;
-          if (events.length > 0) failures = 0;
           if (events.length > 0 || parser.lastEventId !== lastEventId) {
+            failures = 0;
+            quiet = 0;
             lastEventId = parser.lastEventId;
             await onChunk({ events, lastEventId });
-          }
-          if (tooLarge) {
-            status.oversized++;
-            return { reason: `event larger than ${maxEventBytes} bytes`, level: "error" };
+          } else if ((quiet += result.value.length) > maxCharsWithoutEvent) {
+            return {
+              reason: `no event in ${quiet} characters: the feed is broken`,
+              level: "error",
+            };
           }
           if (signal.aborted) return null;
+          if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            yieldedAt = performance.now();
+          }
           timer = setTimeout(() => idle.abort(idleReason), idleTimeoutMs);
         }
       } finally {
@@ -180,7 +198,7 @@ export async function consumeFeed({
       if (failure.retryAfterMs !== undefined) {
         delayMs = Math.max(delayMs, Math.min(failure.retryAfterMs, maxRetryMs));
       }
-      delayMs = Math.round(delayMs);
+      delayMs = Math.round(Math.max(delayMs, minRetryMs));
       failures++;
       status.reconnects++;
       status.lastError = failure.reason;
@@ -199,6 +217,33 @@ export async function consumeFeed({
     setState("stopped");
     log({ level: "info", msg: "feed stopped", lastEventId });
   }
+}
+
+// Long enough that yielding costs nothing measurable, short enough for /healthz.
+const YIELD_EVERY_MS = 5;
+
+/**
+ * `log`, writing a line whose message and reason were written less than
+ * `everyMs` ago only as a count: the next one written says how many it stands for.
+ */
+function withoutRepeats(
+  log: (record: Record<string, unknown>) => void,
+  everyMs: number,
+): (record: Record<string, unknown>) => void {
+  const seen = new Map<string, { at: number; repeated: number }>();
+  return (record) => {
+    const key = `${record.msg}\0${record.reason ?? ""}`;
+    const now = performance.now();
+    const last = seen.get(key);
+    if (last && now - last.at < everyMs) {
+      last.repeated++;
+      return;
+    }
+    // A few messages times a few reasons; a feed that varies its reasons starts over.
+    if (seen.size >= 64) seen.clear();
+    seen.set(key, { at: now, repeated: 0 });
+    log(last?.repeated ? { ...record, repeated: last.repeated } : record);
+  };
 }
 
 interface Failure {

@@ -5,6 +5,8 @@ const LAG_WINDOW_MS = 60_000;
 // minute grew with the feed's chunk rate (a feed of tiny chunks made it hundreds
 // of MiB, and every snapshot sorted all of it).
 const LAG_SAMPLES = 16_384;
+/** Events pending without a commit for this long mean ingest is stuck (see `stuck`). */
+export const STALL_MS = 30_000;
 
 /**
  * Counters and distributions of the ingest pipeline. `snapshot()` has the
@@ -31,12 +33,34 @@ export class IngestStats {
 
   /** Events pending per writer; set once the writers run. */
   queueDepth: () => number[] = () => [];
+  /** When a commit last came, or events became pending with none before. */
+  progressAt = performance.now();
+  /** The error of each writer whose last attempt failed in a way retrying cannot fix. */
+  readonly permanentErrors = new Map<number, string>();
+
+  /**
+   * Why ingest makes no progress though events wait, or undefined while it does:
+   * a writer failed with an error that retrying cannot fix (a role without write
+   * rights), or events have been pending for `STALL_MS` without a commit.
+   */
+  stuck(now = performance.now()): string | undefined {
+    for (const [writer, error] of this.permanentErrors) {
+      return `writer ${writer} cannot commit: ${error}`;
+    }
+    if (now - this.progressAt < STALL_MS) return undefined;
+    const pending = this.queueDepth().reduce((a, b) => a + b, 0);
+    if (pending === 0) return undefined;
+    return `${pending} events pending and nothing committed for ${
+      Math.round(now - this.progressAt)
+    } ms`;
+  }
 
   reject(reason: string, count = 1): void {
     this.rejectedByReason[reason] = (this.rejectedByReason[reason] ?? 0) + count;
   }
 
-  committed(events: number, commitMs: number): void {
+  committed(events: number, commitMs: number, now = performance.now()): void {
+    this.progressAt = now;
     this.applied += events;
     observe(this.batchSize, events);
     observe(this.commitLatencyMs, commitMs);

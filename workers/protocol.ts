@@ -7,6 +7,8 @@ import type { QuarantineRow } from "../db/mod.ts";
 export interface Batch {
   id: number;
   names: string[];
+  /** UTF-16 code units of its studentIds and quarantine entries: what bounds memory. */
+  chars: number;
   exams: Int32Array;
   scores: Float64Array;
   quarantine: QuarantineRow[];
@@ -22,7 +24,14 @@ export type ToWriter =
 export type FromWriter =
   | { type: "acked"; ack: Ack }
   | { type: "retrying"; retry: Retry }
+  | { type: "skipped"; skipped: Skipped }
   | { type: "closed" };
+
+/** A quarantine entry Postgres refused even as an escaped excerpt: not stored. */
+export interface Skipped {
+  error: string;
+  raw: string;
+}
 
 /** Batches committed together, in the order they were sent. */
 export interface Ack {
@@ -39,4 +48,6 @@ export interface Retry {
   attempt: number;
   error: string;
   delayMs: number;
+  /** Retrying cannot fix it until someone changes the database or the configuration. */
+  permanent: boolean;
 }

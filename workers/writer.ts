@@ -7,7 +7,8 @@ import {
   type ScoreColumns,
 } from "../db/mod.ts";
 import { coalesce } from "./coalesce.ts";
-import type { Ack, Batch, Retry } from "./protocol.ts";
+import type { Ack, Batch, Retry, Skipped } from "./protocol.ts";
+import { StudentKeys } from "./student_keys.ts";
 
 /** What a writer needs; `connect` is called again after a connection is abandoned. */
 export interface WriterOptions {
@@ -15,14 +16,17 @@ export interface WriterOptions {
   connect(): Db;
   onAck(ack: Ack): void;
   onRetry?(retry: Retry): void;
+  /** A refused quarantine entry that not even its escaped excerpt could be stored for. */
+  onSkipped?(skipped: Skipped): void;
   /** Queued batches are committed together up to about this many events. */
   maxBatchEvents?: number;
+  /** ... and up to about this many characters of studentIds and quarantine. */
+  maxBatchChars?: number;
   /**
-   * Students whose dictionary keys are remembered; past it, the memory starts
-   * over. 200k keys of 15-40 characters take ~14-18 MiB of the writer's heap,
-   * which the start task caps at 96 MiB.
+   * The bytes the remembered dictionary keys of students may take (see
+   * `StudentKeys`); the start task caps the writer's heap at 96 MiB.
    */
-  maxKnownStudents?: number;
+  maxKnownStudentBytes?: number;
   /** A statement still running after this long is abandoned with its connection. */
   deadlineMs?: number;
   initialRetryMs?: number;
@@ -41,17 +45,23 @@ export interface Writer {
 /**
  * Applies batches in arrival order, each group of queued batches in one
  * transaction, and acknowledges them once committed. Transient failures are
- * retried with capped exponential backoff for as long as it takes; rows that
- * Postgres itself refuses are bisected out and quarantined, so one bad row
- * never wedges the writer.
+ * retried with capped exponential backoff for as long as it takes; permanent
+ * ones (a role without write rights) are retried at the cap and reported as
+ * such, since only an operator can fix them and nothing accepted may be lost.
+ * Rows and quarantine entries that Postgres itself refuses are bisected out:
+ * a refused row is quarantined, a refused quarantine entry is stored as a
+ * short escaped excerpt or, if even that is refused, skipped and reported. So
+ * one bad event never wedges the writer.
  */
 export function createWriter({
   writer,
   connect,
   onAck,
   onRetry = () => {},
+  onSkipped = () => {},
   maxBatchEvents = 50_000,
-  maxKnownStudents = 200_000,
+  maxBatchChars = 2_000_000,
+  maxKnownStudentBytes = 16 * 1024 * 1024,
   deadlineMs = 15_000,
   initialRetryMs = 100,
   maxRetryMs = 5_000,
@@ -60,7 +70,7 @@ export function createWriter({
   let db = connect();
   // The dictionary keys of the students this writer has committed; a writer
   // owns its students, so no other writer adds them.
-  let keys = new Map<string, number>();
+  const keys = new StudentKeys(maxKnownStudentBytes);
   const queue: Batch[] = [];
   let running: Promise<void> | undefined;
   let closed = false;
@@ -68,10 +78,12 @@ export function createWriter({
   async function run() {
     while (queue.length > 0) {
       let events = 0;
+      let chars = 0;
       let take = 0;
-      do events += queue[take++].names.length; while (
-        take < queue.length && events < maxBatchEvents
-      );
+      do {
+        events += queue[take].names.length;
+        chars += queue[take++].chars;
+      } while (take < queue.length && events < maxBatchEvents && chars < maxBatchChars);
       const batches = queue.slice(0, take);
       const started = performance.now();
       const rows = coalesce(batches);
@@ -89,23 +101,45 @@ export function createWriter({
   /** Commits rows and quarantine; returns how many rows Postgres refused. */
   async function commit(rows: ScoreColumns, quarantine: QuarantineRow[]): Promise<number> {
     try {
-      if (keys.size > maxKnownStudents) keys = new Map();
       await withRetry(() => applyScores(db.db, writer, rows, quarantine, keys));
       return 0;
     } catch (error) {
-      // Only data errors escape withRetry.
-      if (rows.names.length <= 1) {
-        const refused: QuarantineRow[] = rows.names.map((name, i) => ({
-          eventId: null,
-          reason: `refused_by_database: ${describeError(error)}`,
-          raw: JSON.stringify({ exam: rows.exams[i], studentId: name, score: rows.scores[i] }),
-        }));
-        await withRetry(() => applyScores(db.db, writer, empty(), [...quarantine, ...refused]));
-        return rows.names.length;
+      // Only data errors escape withRetry: find what Postgres refuses.
+      const n = rows.names.length;
+      if (n > 0 && quarantine.length > 0) {
+        return await commit(rows, []) + await commit(empty(), quarantine);
       }
-      const half = rows.names.length >> 1;
-      return await commit(slice(rows, 0, half), quarantine) +
-        await commit(slice(rows, half, rows.names.length), []);
+      if (n > 1) {
+        return await commit(slice(rows, 0, n >> 1), []) + await commit(slice(rows, n >> 1, n), []);
+      }
+      if (quarantine.length > 1) {
+        const half = quarantine.length >> 1;
+        return await commit(rows, quarantine.slice(0, half)) +
+          await commit(rows, quarantine.slice(half));
+      }
+      const reason = `refused_by_database: ${describeError(error)}`.slice(0, 1024);
+      if (n === 1) {
+        const raw = JSON.stringify({
+          exam: rows.exams[0],
+          studentId: rows.names[0],
+          score: rows.scores[0],
+        });
+        await storeRefused({ eventId: null, reason, raw });
+        return 1;
+      }
+      // A quarantine entry itself: JSON escapes whatever Postgres text cannot hold.
+      const { eventId, raw } = quarantine[0];
+      const excerpt = { eventId: eventId?.slice(0, 256) ?? null, raw: raw.slice(0, 256) };
+      await storeRefused({ eventId: null, reason, raw: JSON.stringify(excerpt) });
+      return 0;
+    }
+  }
+
+  async function storeRefused(row: QuarantineRow) {
+    try {
+      await withRetry(() => applyScores(db.db, writer, empty(), [row]));
+    } catch (error) {
+      onSkipped({ error: describeError(error), raw: row.raw });
     }
   }
 
@@ -115,10 +149,18 @@ export function createWriter({
         await withDeadline(attempt());
         return;
       } catch (error) {
-        if (classifyError(error) === "data") throw error;
-        const cap = Math.min(maxRetryMs, initialRetryMs * 2 ** Math.min(n - 1, 20));
+        const kind = classifyError(error);
+        if (kind === "data") throw error;
+        const cap = kind === "permanent"
+          ? maxRetryMs
+          : Math.min(maxRetryMs, initialRetryMs * 2 ** Math.min(n - 1, 20));
         const delayMs = Math.round(cap / 2 + random() * cap / 2);
-        onRetry({ attempt: n, error: describeError(error), delayMs });
+        onRetry({
+          attempt: n,
+          error: describeError(error),
+          delayMs,
+          permanent: kind === "permanent",
+        });
         if (error instanceof DeadlineError) {
           db.close().catch(() => {});
           db = connect();
@@ -138,7 +180,13 @@ export function createWriter({
   }
 
   function kick() {
-    running ??= run().finally(() => {
+    running ??= run().catch(async (error) => {
+      // Only a bug gets here (withRetry handles every database error): not
+      // again at once, which would spin and grow garbage without end.
+      if (closed) return;
+      onRetry({ attempt: 1, error: describeError(error), delayMs: maxRetryMs, permanent: true });
+      await new Promise((resolve) => setTimeout(resolve, maxRetryMs));
+    }).finally(() => {
       running = undefined;
       if (queue.length > 0 && !closed) kick();
     });

@@ -1,4 +1,4 @@
-import type { Ack, Batch, FromWriter, Retry, ToWriter } from "./protocol.ts";
+import type { Ack, Batch, FromWriter, Retry, Skipped, ToWriter } from "./protocol.ts";
 
 /** How to start the writers. */
 export interface WriterPoolOptions {
@@ -7,6 +7,7 @@ export interface WriterPoolOptions {
   maxBatchEvents?: number;
   onAck(writer: number, ack: Ack): void;
   onRetry?(writer: number, retry: Retry): void;
+  onSkipped?(writer: number, skipped: Skipped): void;
   /** A writer died and was replaced; its unacknowledged batches are sent again. */
   onRestart?(writer: number, error: string): void;
 }
@@ -17,6 +18,8 @@ export interface WriterPool {
   send(writer: number, batch: Batch): void;
   /** Events sent to each writer and not yet acknowledged. */
   pending(): number[];
+  /** The characters (`Batch.chars`) of all batches not yet acknowledged. */
+  pendingChars(): number;
   /** Terminates one writer as a crash would; it is replaced like one. */
   crash(writer: number): void;
   /** Waits for every writer to finish what it was sent, then stops them. */
@@ -27,6 +30,7 @@ interface Slot {
   worker: Worker;
   unacked: Batch[];
   events: number;
+  chars: number;
 }
 
 /**
@@ -36,7 +40,8 @@ interface Slot {
  * applying is idempotent, so nothing is lost and nothing is counted twice.
  */
 export function startWriters(
-  { count, databaseUrl, maxBatchEvents = 50_000, onAck, onRetry, onRestart }: WriterPoolOptions,
+  { count, databaseUrl, maxBatchEvents = 50_000, onAck, onRetry, onSkipped, onRestart }:
+    WriterPoolOptions,
 ): WriterPool {
   const slots: Slot[] = [];
   let closing = false;
@@ -52,10 +57,13 @@ export function startWriters(
           if (at < 0) continue;
           const [batch] = slot.unacked.splice(at, 1);
           slot.events -= batch.names.length + batch.quarantine.length;
+          slot.chars -= batch.chars;
         }
         onAck(writer, data.ack);
       } else if (data.type === "retrying") {
         onRetry?.(writer, data.retry);
+      } else if (data.type === "skipped") {
+        onSkipped?.(writer, data.skipped);
       }
     };
     worker.onerror = (event) => {
@@ -76,7 +84,9 @@ export function startWriters(
     for (const batch of slot.unacked) slot.worker.postMessage({ type: "batch", batch });
   }
 
-  for (let i = 0; i < count; i++) slots.push({ worker: spawn(i), unacked: [], events: 0 });
+  for (let i = 0; i < count; i++) {
+    slots.push({ worker: spawn(i), unacked: [], events: 0, chars: 0 });
+  }
 
   return {
     count,
@@ -84,9 +94,11 @@ export function startWriters(
       const slot = slots[writer];
       slot.unacked.push(batch);
       slot.events += batch.names.length + batch.quarantine.length;
+      slot.chars += batch.chars;
       slot.worker.postMessage({ type: "batch", batch } satisfies ToWriter);
     },
     pending: () => slots.map((s) => s.events),
+    pendingChars: () => slots.reduce((n, s) => n + s.chars, 0),
     crash(writer) {
       restart(writer, "terminated");
     },

@@ -21,6 +21,7 @@ self.onmessage = async ({ data }: MessageEvent<ToWriter>) => {
           }),
         onAck: (ack) => post({ type: "acked", ack }),
         onRetry: (retry) => post({ type: "retrying", retry }),
+        onSkipped: (skipped) => post({ type: "skipped", skipped }),
       });
       break;
     case "batch":

@@ -135,6 +135,19 @@ for (const kind of databaseKinds) {
     assert.deepEqual((await state(t)).students.map((s) => s.name), expected);
   });
 
+  Deno.test(`applyScores() quarantines an event of any id length, once per replay (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    // 3,000 CJK characters that do not compress: 9,000 bytes, more than a B-tree row holds.
+    const eventId = String.fromCodePoint(
+      ...Array.from({ length: 3_000 }, (_, i) => 0x4e00 + (i * 7919) % 20_000),
+    );
+    const row = { eventId, reason: "invalid_json: x", raw: "not json" };
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM quarantine`.execute(t.db);
+    assert.deepEqual(rows.map((r) => r.event_id), [eventId]);
+  });
+
   Deno.test(`applyScores() fails with a data error for rows that are not coalesced (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
     const error = await applyScores(t.db, 0, {

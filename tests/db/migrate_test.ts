@@ -4,6 +4,7 @@ import { Migrator } from "kysely/migration";
 import { applyScores, isMigrated, migrateToLatest } from "../../db/mod.ts";
 import * as initial from "../../db/migrations/0001_initial.ts";
 import * as studentTotalsAtReadTime from "../../db/migrations/0002_student_totals_at_read_time.ts";
+import * as quarantineAnyIdLength from "../../db/migrations/0003_quarantine_any_id_length.ts";
 import * as checkpointByFeedIdentity from "../../db/migrations/0004_checkpoint_by_feed_identity.ts";
 import { feedIdentity } from "../../ingest/mod.ts";
 import { createQueries } from "../../db/queries.ts";
@@ -11,7 +12,7 @@ import { createTestDatabase, databaseKinds } from "../_db.ts";
 
 for (const kind of databaseKinds) {
   Deno.test(`migration 0004 keys checkpoints by the feed's identity, keeping the latest of each feed (${kind})`, async () => {
-    await using t = await createTestDatabase(kind);
+    await using t = await createTestDatabase(kind, { migrate: false });
     const migrator = new Migrator({
       db: t.db,
       provider: {
@@ -19,11 +20,12 @@ for (const kind of databaseKinds) {
           Promise.resolve({
             "0001_initial": initial,
             "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0003_quarantine_any_id_length": quarantineAnyIdLength,
             "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
           }),
       },
     });
-    assert.equal((await migrator.migrateDown()).error, undefined);
+    assert.equal((await migrator.migrateTo("0003_quarantine_any_id_length")).error, undefined);
     const old = [
       ["http://u:p@feed.example:8001/scores?token=old", "7", "2026-01-01"],
       ["http://feed.example:8001/scores?token=new", "9", "2026-01-02"],
@@ -57,6 +59,7 @@ for (const kind of databaseKinds) {
     assert.deepEqual(rows.map((r) => r.name), [
       "0001_initial",
       "0002_student_totals_at_read_time",
+      "0003_quarantine_any_id_length",
       "0004_checkpoint_by_feed_identity",
     ]);
   });
@@ -80,6 +83,7 @@ for (const kind of databaseKinds) {
           Promise.resolve({
             "0001_initial": initial,
             "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0003_quarantine_any_id_length": quarantineAnyIdLength,
             "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
           }),
       },
@@ -114,5 +118,38 @@ for (const kind of databaseKinds) {
     ]);
     await migrateToLatest(t.db);
     assert.equal((await student("b")).results.length, 2);
+  });
+
+  Deno.test(`migration 0003 upgrades a database to exactly what a fresh one gets, keeping the quarantine (${kind})`, async () => {
+    await using fresh = await createTestDatabase(kind);
+    await using t = await createTestDatabase(kind, { migrate: false });
+    const migrator = new Migrator({
+      db: t.db,
+      provider: {
+        getMigrations: () =>
+          Promise.resolve({
+            "0001_initial": initial,
+            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
+            "0003_quarantine_any_id_length": quarantineAnyIdLength,
+          }),
+      },
+    });
+    assert.equal((await migrator.migrateTo("0002_student_totals_at_read_time")).error, undefined);
+    const row = { eventId: "1", reason: "invalid_json: x", raw: "x" };
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    await migrateToLatest(t.db);
+    await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);
+    const schema = async (db: typeof t.db) =>
+      (await sql<{ def: string }>`
+        SELECT indexdef AS def FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL
+        SELECT p.proname || '(' || pg_get_function_arguments(p.oid) || ')' || p.prosrc
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+        ORDER BY 1`.execute(db)).rows.map((r) => r.def);
+    assert.deepEqual(await schema(t.db), await schema(fresh.db));
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM quarantine`.execute(
+      t.db,
+    );
+    assert.equal(rows[0].n, 1, "a replay after the upgrade finds the row stored before it");
   });
 }

@@ -16,6 +16,7 @@ function recordingPool(count: number) {
           (n, s) => n + s.batch.names.length + s.batch.quarantine.length,
           0,
         )),
+    pendingChars: () => 0,
     crash: () => {},
     close: () => Promise.resolve(),
   };
@@ -164,7 +165,7 @@ Deno.test("router keeps a 1 KiB excerpt of a rejected event, not the whole event
   };
     const held = [];
     const pool = { count: 2, send: (_, batch) => held.push(batch), pending: () => [0, 0],
-      crash() {}, close: () => Promise.resolve() };
+      pendingChars: () => 0, crash() {}, close: () => Promise.resolve() };
     const router = createRouter({ pool, stats: new IngestStats(), onCommitted() {} });
     gc();
     const before = Deno.memoryUsage().heapUsed;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type SseEvent, SseEventTooLargeError, SseParser } from "../../ingest/sse_parser.ts";
+import { MAX_ID_BYTES, type SseEvent, SseParser } from "../../ingest/sse_parser.ts";
 
 const MAX = 1 << 20;
 
@@ -266,16 +266,23 @@ Deno.test("SseParser accepts an event of exactly maxEventChars", () => {
   }
 });
 
-Deno.test("SseParser rejects an event whose lines exceed maxEventChars", () => {
-  const inputs = [
-    `data: ${"x".repeat(95)}\n\n`,
-    `data: ${"x".repeat(40)}\ndata: ${"x".repeat(40)}\nid: ${"1".repeat(20)}\n\n`,
-    `event: ${"x".repeat(200)}\n\n`,
-    `${"x".repeat(101)}\n\n`,
+Deno.test("SseParser skips an event whose lines exceed maxEventChars, keeping its size and id", () => {
+  const inputs: [string, number, string][] = [
+    [`data: ${"x".repeat(95)}\n\n`, 101, ""],
+    [
+      `data: ${"x".repeat(40)}\ndata: ${"x".repeat(40)}\nid: ${"1".repeat(20)}\n\n`,
+      116,
+      "1".repeat(20),
+    ],
+    [`event: ${"x".repeat(200)}\n\n`, 207, ""],
+    [`${"x".repeat(101)}\n\n`, 101, ""],
   ];
-  for (const input of inputs) {
-    for (const [how, chunks] of splittings(input)) {
-      assert.throws(() => parse(chunks, { maxEventChars: 100 }), SseEventTooLargeError, how);
+  for (const [input, size, id] of inputs) {
+    for (const [how, chunks] of splittings(input + "data: next\n\n")) {
+      const { events, lastEventId } = parse(chunks, { maxEventChars: 100 });
+      assert.deepEqual(events.map((e) => e.tooLarge), [size, undefined], how);
+      assert.equal(events[1].data, "next", how);
+      assert.equal(lastEventId, id, how);
     }
   }
 });
@@ -285,40 +292,49 @@ Deno.test("SseParser does not count comment lines toward the limit", () => {
   assertParses(input, { events: [message("x".repeat(90))] });
 });
 
-Deno.test("SseParser throws on a never-ending line before buffering it all", () => {
+Deno.test("SseParser drops a never-ending line as it arrives, and dispatches its size at the end", () => {
   const parser = new SseParser({ maxEventChars: 1000 });
   const chunk = "x".repeat(64);
-  let pushed = 0;
-  assert.throws(() => {
-    parser.push("data: ");
-    for (; pushed < 1_000_000; pushed++) parser.push(chunk);
-  }, SseEventTooLargeError);
-  assert.equal(pushed, Math.floor((1000 - 6) / 64));
+  parser.push("id: 7\nevent: score\ndata: ");
+  for (let i = 0; i < 100_000; i++) assert.deepEqual(parser.push(chunk), []);
+  const [event] = parser.push("\nid: 8\n\n");
+  assert.equal(event.tooLarge, 5 + 12 + 6 + 6_400_000 + 5);
+  assert.equal(event.type, "score");
+  assert.equal(event.data, "x".repeat(1024));
+  assert.equal(event.lastEventId, "8");
 });
 
-Deno.test("SseParser throws on data lines that never end in a blank line", () => {
+Deno.test("SseParser drops data lines that never end in a blank line", () => {
   const parser = new SseParser({ maxEventChars: 1000 });
-  let pushed = 0;
-  assert.throws(() => {
-    for (; pushed < 1_000_000; pushed++) parser.push("data: 0123456789\n");
-  }, SseEventTooLargeError);
-  assert.equal(pushed, Math.floor(1000 / 16));
+  for (let i = 0; i < 100_000; i++) assert.deepEqual(parser.push("data: 0123456789\n"), []);
+  const [event] = parser.push("\n");
+  assert.equal(event.tooLarge, 1_600_000);
+  assert.ok(event.data.startsWith("0123456789\n0123456789\n") && event.data.length <= 1024);
 });
 
-Deno.test("SseParser's size error carries the events the chunk completed before it", () => {
+Deno.test("SseParser goes on past an oversized event, in order", () => {
   const parser = new SseParser({ maxEventChars: 100 });
-  assert.deepEqual(parser.push("id: 1\ndata: a\n\n"), [message("a", "1")]);
-  let error: unknown;
-  try {
-    parser.push(`id: 2\ndata: b\n\nid: 3\ndata: ${"x".repeat(200)}\n\n`);
-  } catch (e) {
-    error = e;
+  const events = parser.push(
+    `id: 2\ndata: b\n\nid: 3\ndata: ${"x".repeat(200)}\n\nid: 4\ndata: c\n\n`,
+  );
+  assert.deepEqual(events.map((e) => [e.lastEventId, e.tooLarge ?? null]), [
+    ["2", null],
+    ["3", 211],
+    ["4", null],
+  ]);
+});
+
+Deno.test("SseParser adopts no id longer than MAX_ID_BYTES UTF-8 bytes, and marks its event", () => {
+  const fits = "é".repeat(MAX_ID_BYTES / 2);
+  const long = "é".repeat(MAX_ID_BYTES / 2 + 1);
+  for (const id of [fits, long, "x".repeat(100_000)]) {
+    const parser = new SseParser({ maxEventChars: 1 << 20, lastEventId: "1" });
+    const [event] = parser.push(`id: ${id}\ndata: a\n\n`);
+    const adopted = id === fits;
+    assert.equal(parser.lastEventId, adopted ? id : "1");
+    assert.equal(event.lastEventId, adopted ? id : "1");
+    assert.equal(event.longId, adopted ? undefined : id.slice(0, 1024));
   }
-  assert.ok(error instanceof SseEventTooLargeError);
-  assert.ok(error instanceof RangeError);
-  assert.match(error.message, /larger than 100 characters/);
-  assert.deepEqual(error.events, [message("b", "2")]);
-  assert.equal(parser.lastEventId, "2");
 });
 
 // A literal transcription of the WHATWG algorithm, fed the whole input, as an oracle

@@ -73,9 +73,60 @@ Deno.test("validateScore() rejects a bad studentId", () => {
 });
 
 Deno.test("validateScore() rejects a score above 1, below 0 or not finite", () => {
-  for (const score of ["1.0000001", "-0.1", '"0.5"', "null", "NaN", "Infinity", "true"]) {
+  for (const score of ["1.0000001", "-0.1", '"0.5"', "null", "true", "1e400"]) {
     assert.equal(reason(`{"exam": 1, "studentId": "a", score: ${score}}`), "invalid_score", score);
   }
+});
+
+Deno.test("validateScore() relaxes only unquoted keys and a leading point, nothing else of JSON5", () => {
+  assert.equal(reason('{exam: 1, studentId: "a", score: .5}'), "ok");
+  assert.equal(reason('{exam: 1, studentId: "key: {x, y: .5}", score: -.0}'), "ok");
+  for (
+    const data of [
+      '{exam: 0x10, studentId: "a", score: 0.5}',
+      '{exam: 1, studentId: "a", score: NaN}',
+      '{exam: 1, studentId: "a", score: Infinity}',
+      "{exam: 1, studentId: 'a', score: 0.5}",
+      '{exam: 1, studentId: "a", score: 0.5,}',
+      '{exam: 1, /* c */ studentId: "a", score: 0.5}',
+      '{exam: +1, studentId: "a", score: 0.5}',
+      '{exam: 1, studentId: "a", score: 5.}',
+    ]
+  ) {
+    assert.equal(reason(data), "invalid_json", data);
+  }
+  const inString = validateScore('{"exam": 1, "studentId": "a.5", "score": 1}');
+  assert.ok(inString.ok && inString.score.studentId === "a.5", "strings are left alone");
+});
+
+Deno.test("validateScore() refuses studentIds that look like another: bidi controls, invisible spaces, edge spaces", () => {
+  for (
+    const id of [
+      " a",
+      "a ",
+      "   ",
+      "\u00a0a",
+      "a\u202eb",
+      "a\u2066b\u2069",
+      "a\u200eb",
+      "a\u200bb",
+      "a\u2060b",
+      "a\ufeffb",
+      "\u3000",
+    ]
+  ) {
+    assert.equal(reason(`{"exam": 1, "studentId": "${id}", "score": 1}`), "invalid_student_id", id);
+  }
+  for (const id of ["Mary Ann", "👨\u200d👩\u200d👧", "می\u200cخواهم", "Zoë"]) {
+    assert.equal(reason(`{"exam": 1, "studentId": "${id}", "score": 1}`), "ok", id);
+  }
+});
+
+Deno.test("validateScore() refuses data whose bytes were not UTF-8", () => {
+  assert.equal(
+    reason('{"exam": 1, "studentId": "Jos\uDC80", "score": 1}'.replace("\\uDC80", "\uDC80")),
+    "invalid_utf8",
+  );
 });
 
 Deno.test("validateScore() explains a rejection in a message naming the value", () => {

@@ -6,6 +6,7 @@ function batch(id: number, rows: [string, number, number][]): Batch {
   return {
     id,
     names: rows.map((r) => r[0]),
+    chars: rows.reduce((n, r) => n + r[0].length, 0),
     exams: new Int32Array(rows.map((r) => r[1])),
     scores: new Float64Array(rows.map((r) => r[2])),
     quarantine: [],

@@ -25,6 +25,7 @@ function plan(writers: number, batches: number) {
         batch: {
           id: id++,
           names: mine.map((r) => r.name),
+          chars: mine.reduce((n, r) => n + r.name.length, 0),
           exams: new Int32Array(mine.map((r) => r.exam)),
           scores: new Float64Array(mine.map((r) => r.score)),
           quarantine: [],

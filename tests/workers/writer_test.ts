@@ -11,6 +11,7 @@ function batch(rows: [string, number, number][]): Batch {
   return {
     id: nextId++,
     names: rows.map((r) => r[0]),
+    chars: rows.reduce((n, r) => n + r[0].length, 0),
     exams: new Int32Array(rows.map((r) => r[1])),
     scores: new Float64Array(rows.map((r) => r[2])),
     quarantine: [],
@@ -123,5 +124,33 @@ for (const kind of databaseKinds) {
     assert.equal(rows.length, 1);
     assert.match(rows[0].reason, /^refused_by_database: 23514/);
     assert.deepEqual(JSON.parse(rows[0].raw), { exam: 1, studentId: "b", score: 0.4242 });
+  });
+
+  Deno.test(`writer skips a quarantine row Postgres refuses, and acknowledges the rest (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    const acks: Ack[] = [];
+    const retries: Retry[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url: t.url }),
+      onAck: (ack) => acks.push(ack),
+      onRetry: (r) => retries.push(r),
+      initialRetryMs: 10,
+      maxRetryMs: 50,
+    });
+    // Postgres text cannot hold NUL: 22021 whatever is retried.
+    const refused = { eventId: "a\0b", reason: "invalid_json: x", raw: "x" };
+    const kept = { eventId: "7", reason: "invalid_json: y", raw: "y" };
+    writer.enqueue({ ...batch([["a", 1, 0.5]]), quarantine: [refused, kept] });
+    writer.enqueue(batch([["b", 1, 0.25]]));
+    await writer.drained();
+    await writer.close();
+    assert.deepEqual(await results(t), ["a/1=0.5", "b/1=0.25"]);
+    assert.equal(acks.flatMap((a) => a.ids).length, 2);
+    assert.equal(retries.length, 0, "a data error is not retried");
+    const { rows } = await sql<{ event_id: string | null; reason: string }>`
+      SELECT event_id, reason FROM quarantine ORDER BY event_id`.execute(t.db);
+    assert.deepEqual(rows.map((r) => r.event_id), ["7", null]);
+    assert.match(rows[1].reason, /^refused_by_database: 22021/);
   });
 }
