@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { applyScores } from "../db/mod.ts";
 import { createTestDatabase, databaseKinds } from "./_db.ts";
 import { type Service, startService } from "./_service.ts";
+import { until } from "./_wait.ts";
 
 /** Student and exam pages answered so far, by what it took (from /metrics). */
 async function answered(service: Service): Promise<Record<string, number>> {
@@ -25,6 +26,11 @@ if (databaseKinds.includes("server")) {
     await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
     const api = await startService({ ROLE: "api", DATABASE_URL: t.url });
     try {
+      // Pages answer 503 until the process has checked the migrations.
+      await until(
+        "the process to be ready",
+        async () => (await fetch(`${api.url}/readyz`)).ok || undefined,
+      );
       type Page = { count: number; average: number; results: { exam: number; score: number }[] };
       // The process listens a moment after it serves: until then (and once
       // more when it starts listening) pages are read from Postgres.
