@@ -157,8 +157,8 @@ Deno.test("createShardRouter() reports the students and exams of exactly the bat
 Deno.test("createShardRouter() keeps a 1 KiB excerpt of a rejected event, not the whole event, until it commits", async () => {
   // Heap use is only exact after a full GC, which needs a V8 flag: hence a process of its own.
   const script = `
-    import { createRouter } from ${
-    JSON.stringify(new URL("../../ingest/router.ts", import.meta.url).href)
+    import { createShardRouter } from ${
+    JSON.stringify(new URL("../../ingest/shard_router.ts", import.meta.url).href)
   };
     import { IngestStats } from ${
     JSON.stringify(new URL("../../ingest/stats.ts", import.meta.url).href)
