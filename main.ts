@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { parseArgs } from "node:util";
-import { createApi, createChangeFeed, type LastError } from "./api/mod.ts";
+import { createApi, createChangeFeed, type LastError, serveHttp } from "./api/mod.ts";
 import {
   createDb,
   createQueries,
@@ -9,22 +9,11 @@ import {
   type EmbeddedPostgres,
   isMigrated,
   listenForChanges,
-  loadCheckpoint,
   migrateToLatest,
   startEmbeddedPostgres,
 } from "./db/mod.ts";
-import {
-  type Changed,
-  consumeFeed,
-  createCheckpointer,
-  createDemoFeed,
-  createRouter,
-  feedIdentity,
-  IngestStats,
-  redactUrl,
-} from "./ingest/mod.ts";
+import { createIngest, feedIdentity, redactUrl } from "./ingest/mod.ts";
 import { createLogger } from "./log.ts";
-import { startWriters } from "./workers/mod.ts";
 
 /** Everything the service can be told, from flags or the environment. */
 export interface Config {
@@ -161,7 +150,20 @@ async function main(config: Config) {
     statementTimeoutMs: 5_000,
     applicationName: "scorestream-api",
   });
-  const stats = config.role === "api" ? undefined : new IngestStats();
+  const ingest = config.role === "api" ? undefined : createIngest({
+    scoresUrl: config.scoresUrl,
+    feedId: config.feedId,
+    demoRate: config.demoRate,
+    maxEventBytes: config.maxEventBytes,
+    writers: config.writers,
+    databaseUrl,
+    db: control.db,
+    onChanged: (changed) => changes.publish(changed),
+    onFeedError: (error) => lastErrors.feed = { error, at: new Date().toISOString() },
+    onDatabaseError: databaseFailed,
+    log,
+  });
+  const stats = ingest?.stats;
   // With ingest here, its writers report exactly what each commit changed; an
   // API-only process hears from a Postgres server that something committed
   // (the embedded one delivers no notifications: its cached bodies are checked).
@@ -216,7 +218,7 @@ async function main(config: Config) {
       },
     },
     api.fetch,
-    shutdown.signal,
+    { signal: shutdown.signal, log },
   );
 
   migrated = await migrateWithRetry(control.db, shutdown.signal, databaseFailed);
@@ -229,16 +231,11 @@ async function main(config: Config) {
       docs: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}/docs`,
     });
   }
-  const ingest = stats && migrated
-    ? await startIngest({
-      config,
-      databaseUrl,
-      db: control.db,
-      stats,
-      onChanged: changes.publish,
-      onFeedError: (error) => lastErrors.feed = { error, at: new Date().toISOString() },
-      onDatabaseError: databaseFailed,
-      signal: shutdown.signal,
+  let failure: unknown;
+  const ingesting = migrated
+    ? ingest?.run(shutdown.signal).catch((error) => {
+      failure = error;
+      shutdown.abort();
     })
     : undefined;
 
@@ -251,101 +248,16 @@ async function main(config: Config) {
     logger.flush();
     Deno.exit(1);
   }, 10_000);
-  const deadline = AbortSignal.timeout(8_000);
-  await ingest?.stopped(deadline);
-  await Promise.race([server.shutdown(), aborted(deadline)]);
+  // Ingest drains within 8 s of its own.
+  await ingesting;
+  await Promise.race([server.shutdown(), aborted(AbortSignal.timeout(1_000))]);
   await Promise.all([control.close(), reader.close(), listener?.close()]);
   await embedded?.close();
   clearTimeout(watchdog);
+  if (failure !== undefined) throw failure;
   log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });
   logger.flush();
   Deno.exit(0);
-}
-
-/**
- * Starts the writers, the router, the checkpointer and the feed connection,
- * resuming from the stored checkpoint. Once `signal` aborts, `stopped()`
- * waits for the feed reader to stop, the writers to commit what they were
- * sent and the checkpoint to be stored, each no longer than `deadline` allows:
- * whatever is not committed by then is replayed after the restart.
- */
-async function startIngest(
-  { config, databaseUrl, db, stats, onChanged, onFeedError, onDatabaseError, signal }: {
-    config: Config;
-    databaseUrl: string;
-    db: Kysely<Database>;
-    stats: IngestStats;
-    onChanged?: (changed: Changed) => void;
-    onFeedError: (error: string) => void;
-    onDatabaseError: (error: string) => void;
-    signal: AbortSignal;
-  },
-) {
-  const feedKey = config.feedId;
-  const checkpoint = await loadCheckpoint(db, feedKey);
-  stats.lastEventId = checkpoint ?? null;
-  const checkpointer = createCheckpointer({
-    db,
-    feed: feedKey,
-    log,
-    onSaved: (id) => {
-      stats.lastEventId = id;
-      stats.checkpointSavedAt = performance.now();
-    },
-  });
-  const pool = startWriters({
-    count: config.writers,
-    databaseUrl,
-    onAck: (writer, ack) => {
-      stats.permanentErrors.delete(writer);
-      router.acked(ack);
-    },
-    onRetry: (writer, retry) => {
-      stats.writerRetries++;
-      onDatabaseError(retry.error);
-      if (retry.permanent) stats.permanentErrors.set(writer, retry.error);
-      log({ level: retry.permanent ? "error" : "warn", msg: "writer retrying", writer, ...retry });
-    },
-    onSkipped: (writer, skipped) => {
-      log({ level: "error", msg: "quarantine refused an event; skipped", writer, ...skipped });
-    },
-    onRestart: (writer, error) => {
-      stats.writerRestarts++;
-      log({ level: "error", msg: "writer died and was replaced", writer, error });
-    },
-  });
-  stats.queueDepth = () => pool.pending();
-  const router = createRouter({
-    pool,
-    stats,
-    onCommitted: (id) => checkpointer.update(id),
-    onChanged,
-  });
-  const demo = config.scoresUrl ? undefined : createDemoFeed({ rate: config.demoRate });
-  const reading = consumeFeed({
-    url: config.scoresUrl ?? "http://demo.invalid/scores",
-    fetch: demo && fetchFrom(demo),
-    lastEventId: checkpoint,
-    signal,
-    maxEventBytes: config.maxEventBytes,
-    onChunk: (chunk) => router.route(chunk),
-    onStatus: (status) => {
-      if (status.lastError !== null && status.state === "backoff") onFeedError(status.lastError);
-      stats.state = status.state;
-      stats.reconnects = status.reconnects;
-    },
-    log,
-  });
-  return {
-    async stopped(deadline: AbortSignal) {
-      // The reader waits for the writers when their queues are full, so with
-      // Postgres away it would wait for good.
-      await Promise.race([reading, aborted(deadline)]);
-      await Promise.race([router.settled(), aborted(deadline)]);
-      await Promise.race([pool.close(), aborted(deadline)]);
-      await checkpointer.close(deadline);
-    },
-  };
 }
 
 /**
@@ -402,58 +314,6 @@ async function checkCanWrite(dataDir: string) {
 /** A setting that cannot work as given: the process exits with code 2. */
 class PermissionError extends Error {
   override name = "PermissionError";
-}
-
-/**
- * Deno.serve, listening again whenever its accept loop dies. Deno.serve never
- * closes a connection that is idle or sends its header slowly, so enough of
- * them exhaust the process's file descriptors (`ulimit -n`); accept() then
- * fails, Deno.serve stops listening for good and rejects `finished`, which
- * unhandled would end the process, ingest included. Instead the failure is
- * logged and the port is listened on again every second, so that HTTP is back
- * within a second of the descriptors being free. A first listen that fails
- * (the port is taken) still fails start-up.
- */
-function serveHttp(
-  options: Deno.ServeTcpOptions,
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  signal: AbortSignal,
-): { shutdown(): Promise<void> } {
-  let server = Deno.serve(options, handler);
-  const relisten = () =>
-    setTimeout(() => {
-      if (signal.aborted) return;
-      try {
-        server = Deno.serve(options, handler);
-        watch(server);
-      } catch (error) {
-        log({ level: "error", msg: "cannot listen again, retrying", error: String(error) });
-        relisten();
-      }
-    }, 1_000);
-  const watch = (current: Deno.HttpServer<Deno.NetAddr>) =>
-    current.finished.catch((error) => {
-      if (signal.aborted) return;
-      log({
-        level: "error",
-        msg: "the HTTP server stopped accepting connections; listening again in 1 s",
-        error: String(error),
-      });
-      relisten();
-    });
-  watch(server);
-  return { shutdown: () => server.shutdown().catch(() => {}) };
-}
-
-/** A `fetch` answered by a handler in this process; aborting the request ends the body. */
-function fetchFrom(handler: (request: Request) => Response): typeof fetch {
-  return (input, init) => {
-    const request = new Request(input, init);
-    const response = handler(request);
-    if (!response.body) return Promise.resolve(response);
-    const body = response.body.pipeThrough(new TransformStream(), { signal: request.signal });
-    return Promise.resolve(new Response(body, response));
-  };
 }
 
 /** Resolves (to false, for races with work that resolves true) once `signal` aborts. */

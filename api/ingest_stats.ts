@@ -1,15 +1,4 @@
-/**
- * A histogram as Prometheus renders it: `buckets` are the upper bounds in
- * ascending order, `counts[i]` the observations in bucket i alone (greater than
- * `buckets[i - 1]`, at most `buckets[i]`; not cumulative), `count` all
- * observations including those above the last bound, `sum` their total.
- */
-export interface Histogram {
-  buckets: number[];
-  counts: number[];
-  sum: number;
-  count: number;
-}
+import type { Histogram } from "../histogram.ts";
 
 /** The ingest side's counters at one moment; every count is since start-up. */
 export interface IngestSnapshot {

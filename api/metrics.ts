@@ -1,4 +1,5 @@
-import type { Histogram, IngestSnapshot } from "./ingest_stats.ts";
+import { createHistogram, type Histogram, observe } from "../histogram.ts";
+import type { IngestSnapshot } from "./ingest_stats.ts";
 import type { AnswerSource } from "./response_cache.ts";
 
 /** Upper bounds of the HTTP request duration histogram, in seconds. */
@@ -32,15 +33,11 @@ export function createHttpMetrics(buckets: number[] = HTTP_DURATION_BUCKETS): Ht
       const key = `${method} ${route} ${status}`;
       let entry = series.get(key);
       if (!entry) {
-        const histogram = { buckets, counts: buckets.map(() => 0), sum: 0, count: 0 };
+        const histogram = createHistogram(buckets);
         entry = { labels: { method, route, status: String(status) }, histogram };
         series.set(key, entry);
       }
-      const { histogram } = entry;
-      const bucket = buckets.findIndex((bound) => seconds <= bound);
-      if (bucket >= 0) histogram.counts[bucket]++;
-      histogram.sum += seconds;
-      histogram.count++;
+      observe(entry.histogram, seconds);
     },
     render() {
       const name = "scorestream_http_request_duration_seconds";

@@ -3,7 +3,7 @@
 // bounds it from below: TextDecoder for parsing, JSON.parse for validation,
 // a bare loop for routing, structuredClone (what postMessage pays) for a batch.
 import { createDemoFeed } from "../ingest/demo_feed.ts";
-import { createRouter } from "../ingest/router.ts";
+import { createShardRouter } from "../ingest/shard_router.ts";
 import { shardOf } from "../ingest/shard.ts";
 import { type SseEvent, SseParser } from "../ingest/sse_parser.ts";
 import { IngestStats } from "../ingest/stats.ts";
@@ -52,7 +52,7 @@ const pool: WriterPool = {
   crash: () => {},
   close: () => Promise.resolve(),
 };
-const router = createRouter({ pool, stats: new IngestStats(), onCommitted: () => {} });
+const router = createShardRouter({ pool, stats: new IngestStats(), onCommitted: () => {} });
 Deno.bench("router.route of a chunk (validate + shard + columns)", { group: "route" }, () => {
   router.route({ events, lastEventId: events.at(-1)!.lastEventId });
 });

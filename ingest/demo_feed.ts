@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 // The built-in feed: a stand-in for the original public feed of exam scores, deterministic
 // from a seed so that tests and benchmarks can compute the state it should leave behind.
 
@@ -256,7 +257,10 @@ function eventStream({ start, total, rate, keepAliveMs, dropEvery, eventText }: 
           return;
         }
         const nextDue = begin + (sent * 1000) / rate;
-        await sleep(Math.min(nextDue, lastSent + keepAliveMs) - now, cancelled.signal);
+        // Aborted: the client went away, as the loop's condition sees next.
+        await delay(Math.min(nextDue, lastSent + keepAliveMs) - now, undefined, {
+          signal: cancelled.signal,
+        }).catch(() => {});
       }
       // After cancel() the stream is closed already, and closing it again would throw.
       if (!cancelled.signal.aborted) controller.close();
@@ -265,18 +269,6 @@ function eventStream({ start, total, rate, keepAliveMs, dropEvery, eventText }: 
       cancelled.abort();
     },
   }, { highWaterMark: 1 });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function resolveEventOptions(

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { redactUrl } from "./feed_identity.ts";
 import { type SseEvent, SseParser } from "./sse_parser.ts";
 import { Utf8DecoderStream } from "./utf8_decoder_stream.ts";
@@ -211,7 +212,7 @@ export async function consumeFeed({
         lastEventId,
       });
       setState("backoff");
-      await sleep(delayMs, signal);
+      await delay(delayMs, undefined, { signal }).catch(() => {}); // aborted: stopping
     }
   } finally {
     setState("stopped");
@@ -293,17 +294,4 @@ function parseRetryAfter(value: string | null): number | undefined {
   if (/^[0-9]+$/.test(v)) return Number(v) * 1000;
   const date = Date.parse(v);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }

@@ -1,4 +1,4 @@
-import { createHistogram, observe } from "./histogram.ts";
+import { createHistogram, observe } from "../histogram.ts";
 
 const LAG_WINDOW_MS = 60_000;
 // The lags of at most this many recent batches are kept: one per batch for a

@@ -7,7 +7,7 @@ import type { IngestStats } from "./stats.ts";
 import { validateScore } from "./validate.ts";
 
 /** How the router reaches the writers and reports progress. */
-export interface RouterOptions {
+export interface ShardRouterOptions {
   pool: WriterPool;
   stats: IngestStats;
   /** Unacknowledged events above which ingest stops reading the feed. */
@@ -27,7 +27,7 @@ export interface Changed {
 }
 
 /** Routes parsed feed chunks to the writers and tracks what is committed. */
-export interface Router {
+export interface ShardRouter {
   route(chunk: FeedChunk): void | Promise<void>;
   acked(ack: Ack): void;
   /** Resolves when everything routed so far is committed. */
@@ -57,7 +57,7 @@ interface Columns {
  * every earlier round, are acknowledged. When too many events are pending the
  * returned promise holds the feed reader back: TCP backpressure, bounded memory.
  */
-export function createRouter(
+export function createShardRouter(
   {
     pool,
     stats,
@@ -65,8 +65,8 @@ export function createRouter(
     maxPendingChars = 8_000_000,
     onCommitted,
     onChanged,
-  }: RouterOptions,
-): Router {
+  }: ShardRouterOptions,
+): ShardRouter {
   const rounds: Round[] = [];
   const roundOf = new Map<number, Round>();
   // Kept only when someone listens; the pool keeps these batches until they

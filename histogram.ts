@@ -1,4 +1,7 @@
-/** A cumulative-friendly histogram in the shape Prometheus renders. */
+/**
+ * A histogram in the shape Prometheus renders: the ingest pipeline's and the
+ * HTTP server's distributions alike, made and rendered by different folders.
+ */
 export interface Histogram {
   /** Upper bounds, ascending; an implicit +Inf bucket follows. */
   buckets: number[];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createRouter } from "../../ingest/router.ts";
+import { createShardRouter } from "../../ingest/shard_router.ts";
 import type { SseEvent } from "../../ingest/sse_parser.ts";
 import { IngestStats } from "../../ingest/stats.ts";
 import type { Batch, WriterPool } from "../../workers/mod.ts";
@@ -33,9 +33,9 @@ const score = (id: string, studentId: string, exam = 1, value = 0.5): SseEvent =
   lastEventId: id,
 });
 
-Deno.test("router sends each writer one batch per chunk, students sharded stably", () => {
+Deno.test("createShardRouter() sends each writer one batch per chunk, students sharded stably", () => {
   const { pool, sent } = recordingPool(3);
-  const router = createRouter({ pool, stats: new IngestStats(), onCommitted: () => {} });
+  const router = createShardRouter({ pool, stats: new IngestStats(), onCommitted: () => {} });
   const events = Array.from({ length: 300 }, (_, i) => score(String(i), `S${i % 30}`));
   router.route({ events, lastEventId: "299" });
   assert.ok(sent.length <= 3);
@@ -49,10 +49,10 @@ Deno.test("router sends each writer one batch per chunk, students sharded stably
   }
 });
 
-Deno.test("router moves the checkpoint only past rounds whose earlier rounds are committed", () => {
+Deno.test("createShardRouter() moves the checkpoint only past rounds whose earlier rounds are committed", () => {
   const { pool, sent, ack } = recordingPool(2);
   const committed: string[] = [];
-  const router = createRouter({
+  const router = createShardRouter({
     pool,
     stats: new IngestStats(),
     onCommitted: (id) => committed.push(id),
@@ -67,10 +67,10 @@ Deno.test("router moves the checkpoint only past rounds whose earlier rounds are
   assert.deepEqual(committed, ["6"]);
 });
 
-Deno.test("router counts ignored and rejected events and quarantines the rejected", () => {
+Deno.test("createShardRouter() counts ignored and rejected events and quarantines the rejected", () => {
   const { pool, sent } = recordingPool(2);
   const stats = new IngestStats();
-  const router = createRouter({ pool, stats, onCommitted: () => {} });
+  const router = createShardRouter({ pool, stats, onCommitted: () => {} });
   router.route({
     events: [
       { type: "ping", data: "x", lastEventId: "1" },
@@ -90,9 +90,9 @@ Deno.test("router counts ignored and rejected events and quarantines the rejecte
   ]);
 });
 
-Deno.test("router holds the feed back while too many events are pending", async () => {
+Deno.test("createShardRouter() holds the feed back while too many events are pending", async () => {
   const { pool, sent, ack } = recordingPool(1);
-  const router = createRouter({
+  const router = createShardRouter({
     pool,
     stats: new IngestStats(),
     maxPendingEvents: 5,
@@ -112,10 +112,10 @@ Deno.test("router holds the feed back while too many events are pending", async 
   assert.equal(released, true);
 });
 
-Deno.test("router moves the checkpoint for a chunk with no events, such as an id-only block", () => {
+Deno.test("createShardRouter() moves the checkpoint for a chunk with no events, such as an id-only block", () => {
   const { pool } = recordingPool(2);
   const committed: string[] = [];
-  const router = createRouter({
+  const router = createShardRouter({
     pool,
     stats: new IngestStats(),
     onCommitted: (id) => committed.push(id),
@@ -124,10 +124,10 @@ Deno.test("router moves the checkpoint for a chunk with no events, such as an id
   assert.deepEqual(committed, ["42"]);
 });
 
-Deno.test("router reports the students and exams of exactly the batches acknowledged", () => {
+Deno.test("createShardRouter() reports the students and exams of exactly the batches acknowledged", () => {
   const { pool, sent, ack } = recordingPool(2);
   const changed: { students: string[]; exams: number[] }[] = [];
-  const router = createRouter({
+  const router = createShardRouter({
     pool,
     stats: new IngestStats(),
     onCommitted: () => {},
@@ -154,11 +154,11 @@ Deno.test("router reports the students and exams of exactly the batches acknowle
   assert.deepEqual(changed.flatMap((c) => c.students).sort(), ["a", "a", "b", "c"]);
 });
 
-Deno.test("router keeps a 1 KiB excerpt of a rejected event, not the whole event, until it commits", async () => {
+Deno.test("createShardRouter() keeps a 1 KiB excerpt of a rejected event, not the whole event, until it commits", async () => {
   // Heap use is only exact after a full GC, which needs a V8 flag: hence a process of its own.
   const script = `
-    import { createRouter } from ${
-    JSON.stringify(new URL("../../ingest/router.ts", import.meta.url).href)
+    import { createShardRouter } from ${
+    JSON.stringify(new URL("../../ingest/shard_router.ts", import.meta.url).href)
   };
     import { IngestStats } from ${
     JSON.stringify(new URL("../../ingest/stats.ts", import.meta.url).href)
@@ -166,7 +166,7 @@ Deno.test("router keeps a 1 KiB excerpt of a rejected event, not the whole event
     const held = [];
     const pool = { count: 2, send: (_, batch) => held.push(batch), pending: () => [0, 0],
       pendingChars: () => 0, crash() {}, close: () => Promise.resolve() };
-    const router = createRouter({ pool, stats: new IngestStats(), onCommitted() {} });
+    const router = createShardRouter({ pool, stats: new IngestStats(), onCommitted() {} });
     gc();
     const before = Deno.memoryUsage().heapUsed;
     for (let i = 0; i < 64; i++) {
