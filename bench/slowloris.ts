@@ -19,6 +19,7 @@
 // meanwhile and how soon after the flood they are again.
 import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { applyScores, createDb } from "../db/mod.ts";
 import { startService as startLimitedService } from "../tests/_service.ts";
 import {
   createBenchDb,
@@ -369,8 +370,8 @@ try {
     await sleep(100);
   }
 
-  // Data through the write path the writers use, apply_scores.
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  // Data through the writers' own write path, applyScores().
+  const writer = createDb({ url: db.url });
   for (let first = 0; first < students; first += 1000) {
     const names: string[] = [];
     const examNumbers: number[] = [];
@@ -382,9 +383,10 @@ try {
         scores.push(((s * 7919 + e * 104729) % 1000) / 1000);
       }
     }
-    await sql`SELECT apply_scores(0::int2, ${names}::text[], ${examNumbers}::int4[],
-      ${scores}::float8[], ${[]}::text[], ${[]}::text[], ${[]}::text[])`;
+    await applyScores(writer.db, 0, { names, exams: examNumbers, scores }, []);
   }
+  await writer.close();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   await sql`VACUUM ANALYZE`;
   await sql.end();
   await Deno.writeTextFile(

@@ -4,21 +4,25 @@ import * as initial from "./migrations/0001_initial.ts";
 import * as studentTotalsAtReadTime from "./migrations/0002_student_totals_at_read_time.ts";
 import * as quarantineAnyIdLength from "./migrations/0003_quarantine_any_id_length.ts";
 import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_identity.ts";
+import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
 
-const migrations: Record<string, Migration> = {
+/** Every migration by name, in the order they apply. */
+export const migrations: Record<string, Migration> = {
   "0001_initial": initial,
   "0002_student_totals_at_read_time": studentTotalsAtReadTime,
   "0003_quarantine_any_id_length": quarantineAnyIdLength,
   "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
+  "0005_drop_apply_scores": dropApplyScores,
 };
+
+/** A Kysely migrator over this build's migrations. */
+export function createMigrator<T>(db: Kysely<T>): Migrator {
+  return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
+}
 
 /** Applies every pending migration; throws with the failing migration's error. */
 export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: () => Promise.resolve(migrations) },
-  });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await createMigrator(db).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
     const reason = error instanceof Error ? error.message : String(error);
@@ -33,10 +37,6 @@ export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
 
 /** Whether every known migration has been applied. */
 export async function isMigrated<T>(db: Kysely<T>): Promise<boolean> {
-  const migrator = new Migrator({
-    db,
-    provider: { getMigrations: () => Promise.resolve(migrations) },
-  });
-  const all = await migrator.getMigrations();
+  const all = await createMigrator(db).getMigrations();
   return all.every((m) => m.executedAt !== undefined);
 }

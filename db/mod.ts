@@ -8,7 +8,7 @@ export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 export { createDb, type Db, type DbOptions } from "./connect.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";
-export { isMigrated, migrateToLatest } from "./migrate.ts";
+export { createMigrator, isMigrated, migrateToLatest, migrations } from "./migrate.ts";
 export {
   createQueries,
   type ExamHistogram,

@@ -1,6 +1,6 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { type ApiOptions, createApi, type LogEntry } from "../../api/mod.ts";
-import { createQueries, type Database, isMigrated } from "../../db/mod.ts";
+import { applyScores, createQueries, type Database, isMigrated } from "../../db/mod.ts";
 import { createTestDatabase, type TestDatabase, type TestDatabaseKind } from "../_db.ts";
 
 /** One score event of the stream, in order. */
@@ -104,10 +104,11 @@ export async function applyEvents(
     }
     for (const [writer, rows] of perWriter) {
       const list = [...rows.values()];
-      await sql`SELECT apply_scores(
-        ${writer}::int2, ${list.map((e) => e[0])}::text[], ${list.map((e) => e[1])}::int4[],
-        ${list.map((e) => e[2])}::float8[], ${[]}::text[], ${[]}::text[], ${[]}::text[])`
-        .execute(db);
+      await applyScores(db, writer, {
+        names: list.map((e) => e[0]),
+        exams: list.map((e) => e[1]),
+        scores: list.map((e) => e[2]),
+      }, []);
     }
   }
 }

@@ -1,30 +1,28 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import { Migrator } from "kysely/migration";
-import { applyScores, isMigrated, migrateToLatest } from "../../db/mod.ts";
-import * as initial from "../../db/migrations/0001_initial.ts";
-import * as studentTotalsAtReadTime from "../../db/migrations/0002_student_totals_at_read_time.ts";
-import * as quarantineAnyIdLength from "../../db/migrations/0003_quarantine_any_id_length.ts";
-import * as checkpointByFeedIdentity from "../../db/migrations/0004_checkpoint_by_feed_identity.ts";
+import {
+  applyScores,
+  createMigrator,
+  isMigrated,
+  migrateToLatest,
+  migrations,
+} from "../../db/mod.ts";
 import { feedIdentity } from "../../ingest/mod.ts";
 import { createQueries } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 
+Deno.test("every file in db/migrations is applied, in the order of its number", () => {
+  const files = [...Deno.readDirSync(new URL("../../db/migrations/", import.meta.url))]
+    .map((entry) => entry.name.replace(/\.ts$/, ""))
+    .sort();
+  assert.deepEqual(Object.keys(migrations), files);
+  files.forEach((name, i) => assert.equal(name.slice(0, 4), String(i + 1).padStart(4, "0")));
+});
+
 for (const kind of databaseKinds) {
   Deno.test(`migration 0004 keys checkpoints by the feed's identity, keeping the latest of each feed (${kind})`, async () => {
     await using t = await createTestDatabase(kind, { migrate: false });
-    const migrator = new Migrator({
-      db: t.db,
-      provider: {
-        getMigrations: () =>
-          Promise.resolve({
-            "0001_initial": initial,
-            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
-            "0003_quarantine_any_id_length": quarantineAnyIdLength,
-            "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
-          }),
-      },
-    });
+    const migrator = createMigrator(t.db);
     assert.equal((await migrator.migrateTo("0003_quarantine_any_id_length")).error, undefined);
     const old = [
       ["http://u:p@feed.example:8001/scores?token=old", "7", "2026-01-01"],
@@ -57,10 +55,7 @@ for (const kind of databaseKinds) {
     await migrateToLatest(t.db);
     const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(t.db);
     assert.deepEqual(rows.map((r) => r.name), [
-      "0001_initial",
-      "0002_student_totals_at_read_time",
-      "0003_quarantine_any_id_length",
-      "0004_checkpoint_by_feed_identity",
+      ...Object.keys(migrations),
     ]);
   });
 
@@ -76,18 +71,7 @@ for (const kind of databaseKinds) {
 
   Deno.test(`migration 0002 keeps every result across up, down and up again (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
-    const migrator = new Migrator({
-      db: t.db,
-      provider: {
-        getMigrations: () =>
-          Promise.resolve({
-            "0001_initial": initial,
-            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
-            "0003_quarantine_any_id_length": quarantineAnyIdLength,
-            "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
-          }),
-      },
-    });
+    const migrator = createMigrator(t.db);
     const totals = async () =>
       (await sql<{ name: string; count: number; sum: number }>`
         SELECT s.name, t.count, t.sum FROM student_totals t JOIN students s ON s.id = t.student
@@ -123,17 +107,7 @@ for (const kind of databaseKinds) {
   Deno.test(`migration 0003 upgrades a database to exactly what a fresh one gets, keeping the quarantine (${kind})`, async () => {
     await using fresh = await createTestDatabase(kind);
     await using t = await createTestDatabase(kind, { migrate: false });
-    const migrator = new Migrator({
-      db: t.db,
-      provider: {
-        getMigrations: () =>
-          Promise.resolve({
-            "0001_initial": initial,
-            "0002_student_totals_at_read_time": studentTotalsAtReadTime,
-            "0003_quarantine_any_id_length": quarantineAnyIdLength,
-          }),
-      },
-    });
+    const migrator = createMigrator(t.db);
     assert.equal((await migrator.migrateTo("0002_student_totals_at_read_time")).error, undefined);
     const row = { eventId: "1", reason: "invalid_json: x", raw: "x" };
     await applyScores(t.db, 0, { names: [], exams: [], scores: [] }, [row]);

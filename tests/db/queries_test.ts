@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import { createDb, createQueries, ReadError } from "../../db/mod.ts";
+import { applyScores, createDb, createQueries, ReadError } from "../../db/mod.ts";
 import { readErrorCode } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 import { applyEvents, type ScoreEvent } from "../api/_fixture.ts";
@@ -92,11 +92,11 @@ for (const kind of databaseKinds) {
         const students = Array.from({ length: 200 }, (_, i) => `snap${String(i).padStart(3, "0")}`);
         // One call is one transaction: it sets every score of the student and of the exam at once.
         const write = (score: number) =>
-          sql`SELECT apply_scores(0::int2,
-          ${[...exams.map(() => "snapshot"), ...students]}::text[],
-          ${[...exams, ...students.map(() => 5000)]}::int4[],
-          ${[...exams.map(() => score), ...students.map(() => score)]}::float8[],
-          ${[]}::text[], ${[]}::text[], ${[]}::text[])`.execute(database.db);
+          applyScores(database.db, 0, {
+            names: [...exams.map(() => "snapshot"), ...students],
+            exams: [...exams, ...students.map(() => 5000)],
+            scores: [...exams.map(() => score), ...students.map(() => score)],
+          }, []);
         await write(0.5);
         let writing = true;
         const seen = new Set<number>();
