@@ -78,6 +78,11 @@ class SessionQueue {
           : this.#units.findIndex((u) => u.handlerId === this.#owner);
         if (index < 0 || this.#units.length === 0) break;
         const [unit] = this.#units.splice(index, 1);
+        // A client that terminates between exchanges leaves nothing to end.
+        if (unit.terminate && unit.bytes.length === 0 && this.#owner === null) {
+          unit.resolve(0);
+          continue;
+        }
         this.#owner = unit.handlerId;
         const ready = new ReadyForQueryTracker();
         let sent = 0;

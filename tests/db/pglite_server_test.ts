@@ -109,3 +109,29 @@ async function readUntil(conn: Deno.Conn, type: number): Promise<void> {
     buffered = concat(buffered, buffer.subarray(0, n));
   }
 }
+
+Deno.test("clients that connect, read and close never change another client's answers on the embedded server", async () => {
+  const embedded = await startEmbeddedPostgres({ dataDir: "memory://" });
+  const steady = postgres(embedded.url, { max: 1, onnotice: () => {} });
+  const wrong: unknown[] = [];
+  let stop = false;
+  const reading = (async () => {
+    for (let n = 0; !stop; n++) {
+      const [row] = await steady`SELECT ${`steady ${n}`}::text AS answer`;
+      if (row?.answer !== `steady ${n}`) wrong.push(row);
+    }
+  })();
+  try {
+    for (let i = 0; i < 30; i++) {
+      const passing = postgres(embedded.url, { max: 1, onnotice: () => {} });
+      await passing`SELECT ${i}::int AS i`;
+      await passing.end({ timeout: 1 });
+    }
+  } finally {
+    stop = true;
+    await reading;
+    await steady.end({ timeout: 1 });
+    await embedded.close();
+  }
+  assert.deepEqual(wrong, []);
+});
