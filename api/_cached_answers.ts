@@ -1,4 +1,5 @@
-import { cacheKey, etagMatches, headersOf, jsonBodyHeaders } from "./_router.ts";
+import { pageKeyOf } from "./_page_key.ts";
+import { etagMatches, headersOf, jsonBodyHeaders } from "./_router.ts";
 import type { Dependency, ResponseCache } from "./response_cache.ts";
 
 /** What a request answered from the cache reports, as the routed ones do. */
@@ -20,9 +21,10 @@ const REQUEST_ID = /^[\w\-=]{1,255}$/;
 
 /**
  * Answers a GET of a student's or an exam's page from the response cache
- * without routing it, when the cache holds a `current` body for exactly its
- * path and query: that body was the answer to the same URL, which the router
- * matched and validated then, and nothing it depends on changed since. The
+ * without routing it, when the cache holds a `current` body for the page its
+ * URL asks for (see `pageKeyOf()`): that body was the answer to a request for
+ * the same page, which the router matched and validated then, and nothing it
+ * depends on changed since. The
  * answer is the one the route would give: the same body, validators, 304 and
  * headers. Anything else (another method, a miss, a client that accepts
  * compression and so may get a compressed body) returns undefined, for the
@@ -38,8 +40,8 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
   return function answerFromCache(request) {
     if (request.method !== "GET" || request.headers.has("Accept-Encoding")) return undefined;
     const start = performance.now();
-    const path = cacheKey(request.url);
-    const hit = cache.current(path);
+    const key = pageKeyOf(request.url);
+    const hit = key === undefined ? undefined : cache.current(key);
     if (!hit) return undefined;
     cache.answered.memory++;
     const given = request.headers.get("X-Request-Id");
@@ -60,6 +62,8 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
           "X-Request-Id": requestId,
         },
       });
+    const url = request.url;
+    const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
     const query = path.indexOf("?");
     onAnswered({
       route: ROUTES[routeOf(hit.dependency)],

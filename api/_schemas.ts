@@ -48,12 +48,15 @@ export const studentPath = z.object({
 
 export const examStudentPath = examPath.extend(studentPath.shape);
 
+/** The query of a route that takes no parameters: any parameter is refused. */
+export const noQuery = z.strictObject({});
+
 /** The query of a paginated list; `after` is the last key of the previous page. */
 export function pageQuery<A extends z.ZodType>(
   after: A,
   { defaultLimit, maxLimit }: { defaultLimit: number; maxLimit: number },
 ) {
-  return z.object({
+  return z.strictObject({
     limit: integerParam(1, maxLimit, {
       description: `Page size, at most ${maxLimit}.`,
       default: defaultLimit,
@@ -69,7 +72,7 @@ export const studentCursor = studentIdParam(
   "The last studentId of the previous page (its `next`).",
 );
 
-export const histogramQuery = z.object({
+export const histogramQuery = z.strictObject({
   bins: integerParam(1, 100, {
     description: "Number of equal-width bins over [0, 1].",
     default: 10,
@@ -77,11 +80,11 @@ export const histogramQuery = z.object({
     .optional(),
 });
 
-export const topQuery = z.object({
+export const topQuery = z.strictObject({
   n: integerParam(1, 100, { description: "How many results.", default: 10 }).optional(),
 });
 
-export const trendQuery = z.object({
+export const trendQuery = z.strictObject({
   last: integerParam(2, 100, { description: "How many of the latest exams.", default: 10 })
     .optional(),
 });

@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
 import type { ResponseCache } from "./response_cache.ts";
+import { PAGE_LIMIT } from "./_page_key.ts";
 import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
 import {
   examCursor,
@@ -13,6 +14,7 @@ import {
   examStudentPath,
   ExamTop,
   histogramQuery,
+  noQuery,
   pageQuery,
   studentCursor,
   topQuery,
@@ -52,7 +54,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
           "while nothing changed.",
         request: {
           params: examPath,
-          query: pageQuery(studentCursor, { defaultLimit: 1000, maxLimit: 10000 }),
+          query: pageQuery(studentCursor, { defaultLimit: PAGE_LIMIT, maxLimit: 10000 }),
         },
         responses: {
           200: ok(ExamResults, "The exam's totals and one page of results."),
@@ -63,9 +65,10 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
       }),
       (c) => {
         const { exam } = c.req.valid("param");
-        const { after, limit = 1000 } = c.req.valid("query");
+        const { after, limit = PAGE_LIMIT } = c.req.valid("query");
         return versioned(c, cache, {
           dependency: `exam:${exam}`,
+          page: { after, limit },
           version: () => queries.examVersion(exam),
           read: () => queries.exam(exam, { after, limit }),
           missing: "No exam has this number",
@@ -122,7 +125,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
         summary: "A student's standing in an exam",
         description: "The student's score in the exam, their rank and percentile among " +
           "all of the exam's results.",
-        request: { params: examStudentPath },
+        request: { params: examStudentPath, query: noQuery },
         responses: {
           200: ok(ExamStanding, "The student's score, rank and percentile."),
           400: badRequest,

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries, Totals } from "../db/mod.ts";
 import { createRouter, ok, problemResponse } from "./_router.ts";
-import { Stats, Status } from "./_schemas.ts";
+import { noQuery, Stats, Status } from "./_schemas.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
 import {
   type HttpMetrics,
@@ -37,6 +37,7 @@ export function operationRoutes(
         method: "get",
         path: "/stats",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "What is stored and how ingest is doing",
         description: "Counts come from the aggregates, refreshed at most every " +
           `${statsCacheMs} ms; they are null while the database does not answer.`,
@@ -74,6 +75,7 @@ export function operationRoutes(
         method: "get",
         path: "/healthz",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Liveness",
         responses: { 200: ok(Status, "The process runs.") },
       }),
@@ -84,6 +86,7 @@ export function operationRoutes(
         method: "get",
         path: "/readyz",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Readiness",
         description: `200 when the database answers within ${readyTimeoutMs} ms and ` +
           "its migrations are applied.",
@@ -106,6 +109,7 @@ export function operationRoutes(
         method: "get",
         path: "/metrics",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Prometheus metrics",
         responses: {
           200: {

@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
 import type { ResponseCache } from "./response_cache.ts";
+import { PAGE_LIMIT } from "./_page_key.ts";
 import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
 import {
   examCursor,
@@ -48,7 +49,7 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
           "nothing changed.",
         request: {
           params: studentPath,
-          query: pageQuery(examCursor, { defaultLimit: 1000, maxLimit: 10000 }),
+          query: pageQuery(examCursor, { defaultLimit: PAGE_LIMIT, maxLimit: 10000 }),
         },
         responses: {
           200: ok(StudentResults, "The student's totals and one page of results."),
@@ -59,9 +60,10 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
       }),
       (c) => {
         const { studentId } = c.req.valid("param");
-        const { after, limit = 1000 } = c.req.valid("query");
+        const { after, limit = PAGE_LIMIT } = c.req.valid("query");
         return versioned(c, cache, {
           dependency: `student:${studentId}`,
+          page: { after, limit },
           version: () => queries.studentVersion(studentId),
           read: () => queries.student(studentId, { after, limit }),
           missing: "No student has this studentId",
