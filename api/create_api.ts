@@ -6,7 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
 import { timeout } from "hono/timeout";
-import { type Queries, ReadError } from "../db/mod.ts";
+import { type Queries, ReadError, type ReadErrorCode } from "../db/mod.ts";
 import { type AnsweredRequest, createCachedAnswers } from "./_cached_answers.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
 import type { ChangeFeed } from "./change_feed.ts";
@@ -165,10 +165,7 @@ export function createApi({
   app.onError((error, c) => {
     if (error instanceof HTTPException) return problem(c, error.status, error.message);
     if (error instanceof ReadError && error.code !== "failed") {
-      const detail = error.code === "timeout"
-        ? "The database did not answer in time"
-        : "The database is unavailable";
-      return problem(c, 503, detail, { "Retry-After": "1" });
+      return problem(c, 503, UNAVAILABLE[error.code], { "Retry-After": "1" });
     }
     emit({
       level: "error",
@@ -201,6 +198,12 @@ function jsonHeaders(
     "Vary": "Accept-Encoding",
   };
 }
+
+const UNAVAILABLE: Record<Exclude<ReadErrorCode, "failed">, string> = {
+  busy: "Too many requests are reading the database; retry in a second",
+  timeout: "The database did not answer in time",
+  unavailable: "The database is unavailable",
+};
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 

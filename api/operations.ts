@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import type { Queries, Totals } from "../db/mod.ts";
+import { type Queries, ReadError, type Totals } from "../db/mod.ts";
 import { createRouter, ok, problemResponse } from "./_router.ts";
 import { noQuery, Stats, Status } from "./_schemas.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
@@ -13,6 +13,9 @@ import {
 import type { AnswerSource } from "./response_cache.ts";
 
 const NO_STORE = { "Cache-Control": "no-store" };
+
+/** The longest /stats waits for fresh counts. */
+const STATS_WAIT_MS = 250;
 
 /** What the operational routes read. */
 export interface OperationsOptions {
@@ -31,6 +34,18 @@ export function operationRoutes(
   { queries, stats, ready, readyTimeoutMs, statsCacheMs, httpMetrics, answered }: OperationsOptions,
 ) {
   const totals = cached(() => queries.totals(), statsCacheMs);
+  let lastCounts: Totals | null = null;
+  // A slow or refused count is answered with the last one, so that /stats
+  // never waits long behind an overloaded database; a failed one with null.
+  const counts = () =>
+    withTimeout(
+      totals().then(
+        (read) => lastCounts = read,
+        (error) => error instanceof ReadError && error.code === "busy" ? lastCounts : null,
+      ),
+      STATS_WAIT_MS,
+      () => lastCounts,
+    );
   return createRouter()
     .openapi(
       createRoute({
@@ -40,17 +55,18 @@ export function operationRoutes(
         request: { query: noQuery },
         summary: "What is stored and how ingest is doing",
         description: "Counts come from the aggregates, refreshed at most every " +
-          `${statsCacheMs} ms; they are null while the database does not answer.`,
+          `${statsCacheMs} ms; when they take over ${STATS_WAIT_MS} ms the last ones are ` +
+          "sent; they are null while the database does not answer.",
         responses: { 200: ok(Stats, "Counts and ingest statistics.") },
       }),
       async (c) => {
-        const counts: Totals | null = await totals().catch(() => null);
+        const stored = await counts();
         const ingest = stats?.snapshot() ?? null;
         return c.json(
           {
-            students: counts?.students ?? null,
-            exams: counts?.exams ?? null,
-            results: counts?.results ?? null,
+            students: stored?.students ?? null,
+            exams: stored?.exams ?? null,
+            results: stored?.results ?? null,
             ingest: ingest && {
               state: ingest.state,
               received: ingest.received,
@@ -96,7 +112,7 @@ export function operationRoutes(
         },
       }),
       async (c) => {
-        if (!await withTimeout(ready(), readyTimeoutMs)) {
+        if (!await withTimeout(ready().catch(() => false), readyTimeoutMs, () => false)) {
           throw new HTTPException(503, {
             message: "The database does not answer or its migrations are not applied",
           });
@@ -148,12 +164,12 @@ function cached<T>(read: () => Promise<T>, ms: number): () => Promise<T> {
   };
 }
 
-/** false when `check` rejects or takes longer than `ms`. */
-async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
+/** What `pending` resolves to, or `late()` when it takes longer than `ms`. */
+async function withTimeout<T>(pending: Promise<T>, ms: number, late: () => T): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  const deadline = new Promise<T>((resolve) => timer = setTimeout(() => resolve(late()), ms));
   try {
-    return await Promise.race([check.catch(() => false), late]);
+    return await Promise.race([pending, deadline]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from "kysely";
+import { createReadGate } from "./_read_gate.ts";
 import type { Database } from "./schema.ts";
 
 /**
@@ -103,8 +104,11 @@ export interface Versioned<T> {
   version: string;
 }
 
-/** Why a read failed, as a stable code. */
-export type ReadErrorCode = "timeout" | "unavailable" | "failed";
+/**
+ * Why a read failed, as a stable code: `busy` when it was refused without
+ * asking the database, because too many reads ran and waited already.
+ */
+export type ReadErrorCode = "busy" | "timeout" | "unavailable" | "failed";
 
 /** A read that failed; `code` says whether waiting and retrying can help. */
 export class ReadError extends Error {
@@ -161,6 +165,15 @@ const studentTotals = (id: RawBuilder<unknown>) =>
 export interface QueriesOptions {
   /** A page of an exam's results ends early once its JSON would pass this size. */
   maxPageBytes?: number;
+  /**
+   * Statements of the API running at once (default 2). With `totals()`'s own
+   * one, the pool under `db` needs this many connections plus one.
+   */
+  maxConcurrentReads?: number;
+  /** Statements waiting for one of those places; more are refused at once (default 32). */
+  maxQueuedReads?: number;
+  /** How long a statement waits for a place before it is refused (default 100 ms). */
+  maxQueueMs?: number;
 }
 
 /** Every query of the read side. */
@@ -191,13 +204,29 @@ export interface Queries {
  */
 export function createQueries(
   db: Kysely<Database>,
-  { maxPageBytes = 1 << 20 }: QueriesOptions = {},
+  {
+    maxPageBytes = 1 << 20,
+    maxConcurrentReads = 2,
+    maxQueuedReads = 32,
+    maxQueueMs = 100,
+  }: QueriesOptions = {},
 ): Queries {
-  async function rows<R>(query: RawBuilder<R>): Promise<R[]> {
+  const reads = createReadGate({
+    concurrency: maxConcurrentReads,
+    queue: maxQueuedReads,
+    waitMs: maxQueueMs,
+  });
+  // /stats must answer while the reads are saturated: its counts have a place
+  // of their own, and a caller that shares one read (see api/operations.ts).
+  const counts = createReadGate({ concurrency: 1, queue: 0, waitMs: 0 });
+  async function rows<R>(query: RawBuilder<R>, gate = reads): Promise<R[]> {
+    if (!await gate.enter()) throw new ReadError("busy");
     try {
       return (await query.execute(db)).rows;
     } catch (error) {
       throw new ReadError(readErrorCode(error), { cause: error });
+    } finally {
+      gate.leave();
     }
   }
   const first = async <R>(query: RawBuilder<R>) => (await rows(query))[0];
@@ -421,10 +450,13 @@ export function createQueries(
     },
 
     async totals() {
-      const row = await first(sql<{ students: string; exams: string; results: string }>`
+      const [row] = await rows(
+        sql<{ students: string; exams: string; results: string }>`
         SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
-               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`);
+               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`,
+        counts,
+      );
       return {
         students: Number(row.students),
         exams: Number(row.exams),
