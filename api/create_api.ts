@@ -32,7 +32,7 @@ export interface ApiOptions {
   stats?: IngestStatsSource;
   /** Receives one access log entry per request and every server error. */
   log?: (entry: LogEntry) => void;
-  /** Origins allowed by CORS; CORS is off when unset. */
+  /** Origins allowed by CORS, as a list or comma-separated; CORS is off when unset. */
   corsOrigin?: string | string[];
   /** A request still running after this answers 503. */
   requestTimeoutMs?: number;
@@ -120,7 +120,9 @@ export function createApi({
   });
   if (corsOrigin) {
     app.use(cors({
-      origin: corsOrigin,
+      origin: typeof corsOrigin === "string"
+        ? corsOrigin.split(",").map((origin) => origin.trim()).filter(Boolean)
+        : corsOrigin,
       allowMethods: ["GET", "HEAD", "OPTIONS"],
       exposeHeaders: ["ETag", "X-Request-Id"],
       maxAge: 600,
@@ -161,7 +163,16 @@ export function createApi({
     app.fetch = (request, ...rest) => answerFromCache(request) ?? route(request, ...rest);
   }
 
-  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} at this path`));
+  app.notFound((c) => {
+    // Every route is a GET (and so a HEAD): a path one of them matches is known.
+    const [matched] = app.router.match("GET", c.req.path);
+    if (matched.some(([[, route]]) => route.method === "GET")) {
+      return problem(c, 405, `${c.req.method} is not allowed here; use GET or HEAD`, {
+        Allow: "GET, HEAD",
+      });
+    }
+    return problem(c, 404, `No route for ${c.req.method} at this path`);
+  });
   app.onError((error, c) => {
     if (error instanceof HTTPException) return problem(c, error.status, error.message);
     if (error instanceof ReadError && error.code !== "failed") {
@@ -255,8 +266,9 @@ const DOCUMENT = {
       "exam's results, not just the page. studentIds sort by their UTF-8 bytes.",
       "",
       "**Errors** are `application/problem+json` (RFC 9457): 400 for a malformed " +
-      "parameter, 404 for an unknown student or exam, 503 while the database is " +
-      "unavailable. Every response carries an `X-Request-Id`.",
+      "or unknown parameter, 404 for an unknown student or exam, 405 (with `Allow`) for " +
+      "another method than GET or HEAD, 503 (with `Retry-After`) while the database is " +
+      "unavailable or too busy. Every response carries an `X-Request-Id`.",
     ].join("\n"),
   },
   tags: [
