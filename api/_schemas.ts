@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { INGEST_DESCRIPTIONS as INGEST } from "./ingest_stats.ts";
 
 /** The largest exam number: exams are int4 in the database. */
 export const MAX_EXAM = 2147483647;
@@ -114,11 +115,16 @@ export const StudentResults = z.object({
 
 export const StudentTrend = z.object({
   studentId,
-  count: count.openapi({ description: "All of the student's results." }),
+  count: count.openapi({ description: "All of the student's results, not just the latest." }),
+  average: average.openapi({ description: "Mean of all of the student's results." }),
   results: z.array(z.object({ exam, score })).openapi({
     description: "The latest exams (highest numbers), oldest first.",
   }),
-  average: average.openapi({ description: "Mean of these results." }),
+  recentCount: count.openapi({
+    description: "How many results `results` holds: `last`, or all when fewer.",
+    example: 3,
+  }),
+  recentAverage: average.openapi({ description: "Mean of the results in `results` alone." }),
   slope: z.number().nullable().openapi({
     description: "Least-squares change in score from one of these exams to the next; " +
       "null with a single result.",
@@ -180,19 +186,19 @@ export const Stats = z.object({
   exams: count.nullable(),
   results: count.nullable(),
   ingest: z.object({
-    state: z.string().openapi({ example: "streaming" }),
-    received: z.number().int(),
-    applied: z.number().int(),
-    rejected: z.number().int(),
-    rejectedByReason: z.record(z.string(), z.number().int()),
-    ignored: z.number().int(),
-    reconnects: z.number().int(),
-    lastEventId: z.string().nullable(),
-    lagMs: z.number().nullable().openapi({
-      description: "p99 over the last minute of the time from receiving an event to its commit.",
+    state: z.string().openapi({ description: INGEST.state, example: "open" }),
+    received: z.number().int().openapi({ description: INGEST.received }),
+    applied: z.number().int().openapi({ description: INGEST.applied }),
+    rejected: z.number().int().openapi({ description: INGEST.rejected }),
+    rejectedByReason: z.record(z.string(), z.number().int()).openapi({
+      description: INGEST.rejectedByReason,
     }),
-    checkpointAgeMs: z.number().nullable(),
-    queueDepth: z.array(z.number().int()).openapi({ description: "Batches queued per writer." }),
+    ignored: z.number().int().openapi({ description: INGEST.ignored }),
+    reconnects: z.number().int().openapi({ description: INGEST.reconnects }),
+    lastEventId: z.string().nullable(),
+    lagMs: z.number().nullable().openapi({ description: INGEST.lagMs }),
+    checkpointAgeMs: z.number().nullable().openapi({ description: INGEST.checkpointAgeMs }),
+    queueDepth: z.array(z.number().int()).openapi({ description: INGEST.queueDepth }),
   }).nullable().openapi({
     description: "null when this instance does not ingest. Histograms are in /metrics.",
   }),

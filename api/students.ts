@@ -77,7 +77,8 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
         tags: ["students"],
         summary: "A student's trend over their latest exams",
         description: "The student's results in their `last` highest-numbered exams, " +
-          "their average and the least-squares slope of score over them.",
+          "their average (`recentAverage`) and the least-squares slope of score over " +
+          "them, beside the count and average of all of the student's results.",
         request: { params: studentPath, query: trendQuery },
         responses: {
           200: ok(StudentTrend, "The latest results and their trend."),

@@ -77,12 +77,17 @@ export interface ExamStanding {
   percentile: number;
 }
 
-/** A student's most recent exams (the highest exam numbers), oldest first. */
+/**
+ * A student's most recent exams (the highest exam numbers), oldest first:
+ * `count` and `average` cover all of their results, `recent*` these.
+ */
 export interface StudentTrend {
   studentId: string;
   count: number;
-  results: { exam: number; score: number }[];
   average: number;
+  results: { exam: number; score: number }[];
+  recentCount: number;
+  recentAverage: number;
   slope: number | null;
 }
 
@@ -292,9 +297,11 @@ export function createQueries(
     async studentTrend(studentId, last) {
       const row = await first(sql<{ body: string }>`
         SELECT '{"studentId":' || to_json(s.name)::text || ',"count":' || t.count
+               || ',"average":' || (t.sum / t.count)::text
                || ',"results":[' || string_agg('{"exam":' || r.exam || ',"score":'
                                                || r.score::text || '}', ',' ORDER BY r.exam)
-               || '],"average":' || avg(r.score)::text
+               || '],"recentCount":' || count(*)
+               || ',"recentAverage":' || avg(r.score)::text
                || ',"slope":' || coalesce(regr_slope(r.score, r.position)::text, 'null')
                || '}' AS body
         FROM students s
@@ -307,7 +314,7 @@ export function createQueries(
           ) recent
         ) r
         WHERE s.name = ${studentId}::text
-        GROUP BY s.name, t.count`);
+        GROUP BY s.name, t.count, t.sum`);
       return (row?.body ?? null) as JsonText<StudentTrend> | null;
     },
 
