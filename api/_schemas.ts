@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { EXCERPT_CHARS } from "../db/mod.ts";
 import { INGEST_DESCRIPTIONS as INGEST } from "./ingest_stats.ts";
 
 /** The largest exam number: exams are int4 in the database. */
@@ -180,6 +181,31 @@ export const ExamStanding = z.object({
     example: 99.4,
   }),
 }).openapi("ExamStanding");
+
+/** A cursor of the quarantine: a row's `id`, a decimal int8. */
+export const quarantineCursor = z.string()
+  .regex(/^[0-9]{1,18}$/, "must be the id of a quarantined event")
+  .openapi({ description: "The `id` of the last event of the previous page (its `next`)." });
+
+export const QuarantinePage = z.object({
+  events: z.array(
+    z.object({
+      id: z.string().openapi({ description: "The key of this rejection, a decimal integer." }),
+      receivedAt: z.string().openapi({
+        description: "When it was stored, ISO 8601.",
+        example: "2026-12-02T06:31:45.123456+00:00",
+      }),
+      eventId: z.string().nullable().openapi({
+        description: `The event's SSE id, its first ${EXCERPT_CHARS} characters; null without one.`,
+      }),
+      reason: z.string().openapi({ example: "score out of range" }),
+      excerpt: z.string().openapi({
+        description: `The first ${EXCERPT_CHARS} characters of the event's data.`,
+      }),
+    }).openapi("QuarantinedEvent"),
+  ).openapi({ description: "Newest first." }),
+  next: z.string().nullable().openapi({ description: "The `after` of the next page, or null." }),
+}).openapi("QuarantinePage");
 
 export const Stats = z.object({
   students: count.nullable().openapi({ description: "null while the database is unreachable." }),

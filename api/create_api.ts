@@ -16,6 +16,7 @@ import type { IngestStatsSource } from "./ingest_stats.ts";
 import { createHttpMetrics } from "./metrics.ts";
 import { operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
+import { quarantineRoutes } from "./quarantine.ts";
 import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
 
@@ -138,6 +139,7 @@ export function createApi({
   const cache = createResponseCache({ maxChars: responseCacheChars, changes });
   app.route("/", studentRoutes({ queries, cache }));
   app.route("/", examRoutes({ queries, cache }));
+  app.route("/", quarantineRoutes({ queries }));
   app.route(
     "/",
     operationRoutes({

@@ -91,6 +91,26 @@ export interface StudentTrend {
   slope: number | null;
 }
 
+/** A rejected event as the quarantine keeps it, cut to an excerpt. */
+export interface QuarantinedEvent {
+  /** The row's key, a decimal int8: the cursor of the list. */
+  id: string;
+  /** ISO 8601, with offset. */
+  receivedAt: string;
+  eventId: string | null;
+  reason: string;
+  excerpt: string;
+}
+
+/** One page of the quarantine, newest first. */
+export interface QuarantinePage {
+  events: QuarantinedEvent[];
+  next: string | null;
+}
+
+/** Characters of a quarantined event's raw payload and of its SSE id that are sent. */
+export const EXCERPT_CHARS = 256;
+
 /** How much is stored, from the dictionary and the exam aggregates, not by counting results. */
 export interface Totals {
   students: number;
@@ -199,6 +219,8 @@ export interface Queries {
   examHistogram(exam: number, bins: number): Promise<JsonText<ExamHistogram> | null>;
   examTop(exam: number, n: number): Promise<JsonText<ExamTop> | null>;
   examStanding(exam: number, studentId: string): Promise<JsonText<ExamStanding> | null>;
+  /** `after`: a decimal int8, the `id` of the last event of the previous page. */
+  quarantine(page: { after?: string; limit: number }): Promise<JsonText<QuarantinePage>>;
   totals(): Promise<Totals>;
 }
 
@@ -454,6 +476,29 @@ export function createQueries(
         WHERE s.name = ${studentId}::text
         GROUP BY s.name, mine.score`);
       return (row?.body ?? null) as JsonText<ExamStanding> | null;
+    },
+
+    async quarantine({ after, limit }) {
+      const row = await first(sql<{ items: string; next: string | null }>`
+        SELECT coalesce(string_agg(
+                 '{"id":"' || id || '","receivedAt":' || to_json(received_at)::text
+                 || ',"eventId":' || coalesce(to_json(left(event_id, ${EXCERPT_CHARS}))::text, 'null')
+                 || ',"reason":' || to_json(reason)::text
+                 || ',"excerpt":' || to_json(left(raw, ${EXCERPT_CHARS}))::text || '}',
+                 ',' ORDER BY id DESC
+               ) FILTER (WHERE n <= ${limit}::int4), '') AS items,
+               CASE WHEN count(*) > ${limit}::int4
+                 THEN min(id) FILTER (WHERE n <= ${limit}::int4)::text END AS next
+        FROM (
+          SELECT id, received_at, event_id, reason, raw,
+                 row_number() OVER (ORDER BY id DESC) AS n
+          FROM (
+            SELECT * FROM quarantine
+            WHERE ${after === undefined ? sql`true` : sql`id < ${after}::int8`}
+            ORDER BY id DESC LIMIT ${limit}::int4 + 1
+          ) q
+        ) p`);
+      return `{"events":[${row.items}],"next":${json(row.next)}}` as JsonText<QuarantinePage>;
     },
 
     async totals() {

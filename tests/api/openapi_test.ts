@@ -14,6 +14,7 @@ const ROUTES = [
   "/exams/{exam}/histogram",
   "/exams/{exam}/top",
   "/exams/{exam}/students/{studentId}",
+  "/quarantine",
   "/stats",
   "/healthz",
   "/readyz",

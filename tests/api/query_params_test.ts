@@ -14,6 +14,7 @@ const ROUTES = [
   "/exams/1559/histogram",
   "/exams/1559/top",
   "/exams/1559/students/Student_0",
+  "/quarantine",
   "/stats",
   "/healthz",
   "/readyz",
