@@ -1,5 +1,5 @@
 import { pageKeyOf } from "./_page_key.ts";
-import { etagMatches, headersOf, jsonBodyHeaders } from "./_router.ts";
+import { etagMatches, headersOf, jsonBodyHeaders, VARY_EXPORT } from "./_router.ts";
 import type { Dependency, ResponseCache } from "./response_cache.ts";
 
 /** What a request answered from the cache reports, as the routed ones do. */
@@ -15,6 +15,8 @@ const ROUTES: Record<string, string> = {
   student: "/students/{studentId}",
   exam: "/exams/{exam}",
 };
+
+const NOT_JSON = /csv|ndjson|text\/\*/i;
 
 // As hono/request-id accepts a client's id.
 const REQUEST_ID = /^[\w\-=]{1,255}$/;
@@ -39,6 +41,9 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
 }): (request: Request) => Response | undefined {
   return function answerFromCache(request) {
     if (request.method !== "GET" || request.headers.has("Accept-Encoding")) return undefined;
+    // Accept may ask for CSV or NDJSON (text/* included): only JSON is cached.
+    const accept = request.headers.get("Accept");
+    if (accept !== null && NOT_JSON.test(accept)) return undefined;
     const start = performance.now();
     const key = pageKeyOf(request.url);
     const hit = key === undefined ? undefined : cache.current(key);
@@ -52,11 +57,12 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
     const response = notModified
       ? new Response(null, {
         status: 304,
-        headers: { ...headers, ...validators, "X-Request-Id": requestId },
+        headers: { ...headers, Vary: VARY_EXPORT, ...validators, "X-Request-Id": requestId },
       })
       : new Response(hit.value.body, {
         headers: {
           ...headers,
+          Vary: VARY_EXPORT,
           ...jsonBodyHeaders(hit.value.body),
           ...validators,
           "X-Request-Id": requestId,

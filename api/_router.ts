@@ -164,6 +164,37 @@ export function ok<S extends z.ZodType>(schema: S, description: string) {
   return { description, content: { "application/json": { schema } } };
 }
 
+/**
+ * The OpenAPI description of a 200 list of results, which Accept can also ask
+ * for as CSV or NDJSON.
+ */
+export function okOrExport<S extends z.ZodType>(schema: S, description: string) {
+  return {
+    description,
+    content: {
+      "application/json": { schema },
+      "text/csv": {
+        schema: z.string().openapi({
+          description: "With `Accept: text/csv`: every result the parameters select, " +
+            "streamed: a `studentId,exam,score` header, then one line each (RFC 4180). " +
+            "`limit` caps the rows only when given.",
+          example: "studentId,exam,score\r\nLogan_Harber74,1559,0.81\r\n",
+        }),
+      },
+      "application/x-ndjson": {
+        schema: z.string().openapi({
+          description: "With `Accept: application/x-ndjson`: the same, one JSON object " +
+            "`{studentId, exam, score}` a line.",
+          example: '{"studentId":"Logan_Harber74","exam":1559,"score":0.81}\n',
+        }),
+      },
+    },
+  };
+}
+
+/** The `Vary` of a list of results: its representation follows Accept. */
+export const VARY_EXPORT = "Accept, Accept-Encoding";
+
 /** The OpenAPI description of a problem response. */
 export function problemResponse(description: string) {
   return { description, content: { "application/problem+json": { schema: Problem } } };

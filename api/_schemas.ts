@@ -74,6 +74,28 @@ export const studentCursor = studentIdParam(
   "The last studentId of the previous page (its `next`).",
 );
 
+const resultCursorMessage = 'must be "<studentId>:<exam>", the `next` of a page';
+
+/** The key of a result in the list of all: `<studentId>:<exam>`, split at the last colon. */
+export const resultCursor = z.string()
+  .transform((text, ctx) => {
+    const colon = text.lastIndexOf(":");
+    const studentId = text.slice(0, colon);
+    const exam = text.slice(colon + 1);
+    const valid = colon > 0 && /^[0-9]{1,10}$/.test(exam) && Number(exam) <= MAX_EXAM &&
+      !NOT_IN_ID.test(studentId) && [...studentId].length <= MAX_STUDENT_ID;
+    if (!valid) {
+      ctx.addIssue({ code: "custom", message: resultCursorMessage });
+      return z.NEVER;
+    }
+    return { studentId, exam: Number(exam) };
+  })
+  .openapi({
+    type: "string",
+    description: "The last result of the previous page (its `next`): `<studentId>:<exam>`.",
+    example: "Logan_Harber74:1559",
+  });
+
 export const histogramQuery = z.strictObject({
   bins: integerParam(1, 100, {
     description: "Number of equal-width bins over [0, 1].",
@@ -132,6 +154,16 @@ export const StudentTrend = z.object({
     example: 0.012,
   }),
 }).openapi("StudentTrend");
+
+export const ResultPage = z.object({
+  results: z.array(z.object({ studentId, exam, score }).openapi("Result")).openapi({
+    description: "By studentId in UTF-8 byte order, then by exam.",
+  }),
+  next: z.string().nullable().openapi({
+    description: "The `after` of the next page, or null.",
+    example: "Logan_Harber74:1559",
+  }),
+}).openapi("ResultPage");
 
 export const ExamSummary = z.object({ exam, count, average }).openapi("ExamSummary");
 

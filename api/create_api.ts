@@ -17,6 +17,7 @@ import { createHttpMetrics } from "./metrics.ts";
 import { operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
 import { quarantineRoutes } from "./quarantine.ts";
+import { resultRoutes } from "./results.ts";
 import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
 
@@ -139,6 +140,7 @@ export function createApi({
   const cache = createResponseCache({ maxChars: responseCacheChars, changes });
   app.route("/", studentRoutes({ queries, cache }));
   app.route("/", examRoutes({ queries, cache }));
+  app.route("/", resultRoutes({ queries }));
   app.route("/", quarantineRoutes({ queries }));
   app.route(
     "/",

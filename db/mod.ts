@@ -20,6 +20,8 @@ export {
   type QueriesOptions,
   ReadError,
   type ReadErrorCode,
+  type Result,
+  type ResultScope,
   type StudentPage,
   type StudentResults,
   type StudentSummary,

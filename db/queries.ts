@@ -91,6 +91,23 @@ export interface StudentTrend {
   slope: number | null;
 }
 
+/** One stored result. */
+export interface Result {
+  studentId: string;
+  exam: number;
+  score: number;
+}
+
+/**
+ * Which results a batch of `Queries.results()` reads, in which order, and the
+ * key it starts after: every result by studentId (in UTF-8 byte order) then
+ * exam, one student's by exam, or one exam's by studentId.
+ */
+export type ResultScope =
+  | { of: "all"; after?: { studentId: string; exam: number } }
+  | { of: "student"; studentId: string; after?: number }
+  | { of: "exam"; exam: number; after?: string };
+
 /** A rejected event as the quarantine keeps it, cut to an excerpt. */
 export interface QuarantinedEvent {
   /** The row's key, a decimal int8: the cursor of the list. */
@@ -219,6 +236,11 @@ export interface Queries {
   examHistogram(exam: number, bins: number): Promise<JsonText<ExamHistogram> | null>;
   examTop(exam: number, n: number): Promise<JsonText<ExamTop> | null>;
   examStanding(exam: number, studentId: string): Promise<JsonText<ExamStanding> | null>;
+  /**
+   * Up to `limit` results of `scope` after its key, in its order: a keyset
+   * batch, one statement whose cost grows with `limit`, not with what came before.
+   */
+  results(scope: ResultScope, limit: number): Promise<Result[]>;
   /** `after`: a decimal int8, the `id` of the last event of the previous page. */
   quarantine(page: { after?: string; limit: number }): Promise<JsonText<QuarantinePage>>;
   totals(): Promise<Totals>;
@@ -476,6 +498,44 @@ export function createQueries(
         WHERE s.name = ${studentId}::text
         GROUP BY s.name, mine.score`);
       return (row?.body ?? null) as JsonText<ExamStanding> | null;
+    },
+
+    results(scope, limit) {
+      const n = sql`${limit}::int4`;
+      if (scope.of === "student") {
+        return rows(sql<Result>`
+          SELECT s.name AS "studentId", r.exam, r.score
+          FROM students s JOIN results r ON r.student = s.id
+          WHERE s.name = ${scope.studentId}::text AND r.exam > ${scope.after ?? -1}::int4
+          ORDER BY r.exam LIMIT ${n}`);
+      }
+      if (scope.of === "exam") {
+        // As in exam(): one index lookup of the name per result.
+        return rows(sql<Result>`
+          SELECT name AS "studentId", ${scope.exam}::int4 AS exam, score
+          FROM (
+            SELECT (SELECT s.name FROM students s WHERE s.id = r.student) AS name, r.score
+            FROM results r WHERE r.exam = ${scope.exam}::int4
+            OFFSET 0
+          ) named
+          WHERE name > ${scope.after ?? ""}::text
+          ORDER BY name LIMIT ${n}`);
+      }
+      // The next `limit` students by name, and of each the results past the
+      // key, by the primary key: never more than `limit` of either.
+      const { studentId = "", exam = -1 } = scope.after ?? {};
+      return rows(sql<Result>`
+        SELECT s.name AS "studentId", r.exam, r.score
+        FROM (
+          SELECT id, name FROM students WHERE name >= ${studentId}::text
+          ORDER BY name LIMIT ${n}
+        ) s
+        CROSS JOIN LATERAL (
+          SELECT exam, score FROM results
+          WHERE student = s.id AND (s.name > ${studentId}::text OR exam > ${exam}::int4)
+          ORDER BY exam LIMIT ${n}
+        ) r
+        ORDER BY s.name, r.exam LIMIT ${n}`);
     },
 
     async quarantine({ after, limit }) {

@@ -15,6 +15,7 @@ const ROUTES = [
   "/exams/{exam}/top",
   "/exams/{exam}/students/{studentId}",
   "/quarantine",
+  "/results",
   "/stats",
   "/healthz",
   "/readyz",

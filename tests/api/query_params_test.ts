@@ -15,6 +15,7 @@ const ROUTES = [
   "/exams/1559/top",
   "/exams/1559/students/Student_0",
   "/quarantine",
+  "/results",
   "/stats",
   "/healthz",
   "/readyz",
