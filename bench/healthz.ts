@@ -206,7 +206,7 @@ try {
   const feed = await serveHostileFeed(feedKind!);
   const service = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url });
   try {
-    await service.waitFor((s) => s.ingest.received > 0 || s.ingest.reconnects > 0, 60_000);
+    await service.waitFor((s) => s.ingest.state === "open" || s.ingest.received > 0, 60_000);
     // Let ingest settle into the feed's pace first.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const idle = await phase(`API idle (${seconds} s):`, service);
