@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { ReadError, type Result } from "../db/mod.ts";
 
 /** The representations of a list of results besides JSON. */
-export const EXPORT_TYPES = {
+const EXPORT_TYPES = {
   csv: "text/csv; charset=utf-8; header=present",
   ndjson: "application/x-ndjson",
 } as const;

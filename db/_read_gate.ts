@@ -5,11 +5,8 @@ export interface ReadGate {
    * `queue` statements wait already, or when no place frees up within `waitMs`.
    * Every true must be followed by one `leave()`.
    */
-  enter(waitMs?: number): Promise<boolean>;
+  enter(): Promise<boolean>;
   leave(): void;
-  /** Statements running and waiting now. */
-  readonly running: number;
-  readonly waiting: number;
 }
 
 /**
@@ -28,7 +25,7 @@ export function createReadGate(
   let running = 0;
   const waiters: { admit: (ok: boolean) => void; timer: ReturnType<typeof setTimeout> }[] = [];
   return {
-    enter(wait = waitMs) {
+    enter() {
       if (running < concurrency) {
         running++;
         return Promise.resolve(true);
@@ -40,7 +37,7 @@ export function createReadGate(
           timer: setTimeout(() => {
             waiters.splice(waiters.indexOf(waiter), 1);
             resolve(false);
-          }, wait),
+          }, waitMs),
         };
         waiters.push(waiter);
       });
@@ -54,12 +51,6 @@ export function createReadGate(
       // The place passes straight to the next waiter.
       clearTimeout(next.timer);
       next.admit(true);
-    },
-    get running() {
-      return running;
-    },
-    get waiting() {
-      return waiters.length;
     },
   };
 }
