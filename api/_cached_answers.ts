@@ -1,4 +1,5 @@
-import { cacheKey, etagMatches, headersOf, jsonBodyHeaders } from "./_router.ts";
+import { pageKeyOf } from "./_page_key.ts";
+import { etagMatches, headersOf, jsonBodyHeaders, VARY_EXPORT } from "./_router.ts";
 import type { Dependency, ResponseCache } from "./response_cache.ts";
 
 /** What a request answered from the cache reports, as the routed ones do. */
@@ -15,14 +16,17 @@ const ROUTES: Record<string, string> = {
   exam: "/exams/{exam}",
 };
 
+const NOT_JSON = /csv|ndjson|text\/\*/i;
+
 // As hono/request-id accepts a client's id.
 const REQUEST_ID = /^[\w\-=]{1,255}$/;
 
 /**
  * Answers a GET of a student's or an exam's page from the response cache
- * without routing it, when the cache holds a `current` body for exactly its
- * path and query: that body was the answer to the same URL, which the router
- * matched and validated then, and nothing it depends on changed since. The
+ * without routing it, when the cache holds a `current` body for the page its
+ * URL asks for (see `pageKeyOf()`): that body was the answer to a request for
+ * the same page, which the router matched and validated then, and nothing it
+ * depends on changed since. The
  * answer is the one the route would give: the same body, validators, 304 and
  * headers. Anything else (another method, a miss, a client that accepts
  * compression and so may get a compressed body) returns undefined, for the
@@ -37,9 +41,12 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
 }): (request: Request) => Response | undefined {
   return function answerFromCache(request) {
     if (request.method !== "GET" || request.headers.has("Accept-Encoding")) return undefined;
+    // Accept may ask for CSV or NDJSON (text/* included): only JSON is cached.
+    const accept = request.headers.get("Accept");
+    if (accept !== null && NOT_JSON.test(accept)) return undefined;
     const start = performance.now();
-    const path = cacheKey(request.url);
-    const hit = cache.current(path);
+    const key = pageKeyOf(request.url);
+    const hit = key === undefined ? undefined : cache.current(key);
     if (!hit) return undefined;
     cache.answered.memory++;
     const given = request.headers.get("X-Request-Id");
@@ -50,16 +57,19 @@ export function createCachedAnswers({ cache, headers, onAnswered }: {
     const response = notModified
       ? new Response(null, {
         status: 304,
-        headers: { ...headers, ...validators, "X-Request-Id": requestId },
+        headers: { ...headers, Vary: VARY_EXPORT, ...validators, "X-Request-Id": requestId },
       })
       : new Response(hit.value.body, {
         headers: {
           ...headers,
+          Vary: VARY_EXPORT,
           ...jsonBodyHeaders(hit.value.body),
           ...validators,
           "X-Request-Id": requestId,
         },
       });
+    const url = request.url;
+    const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
     const query = path.indexOf("?");
     onAnswered({
       route: ROUTES[routeOf(hit.dependency)],

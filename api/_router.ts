@@ -1,9 +1,10 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context, TypedResponse } from "hono";
+import type { Context, MiddlewareHandler, TypedResponse } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { RequestIdVariables } from "hono/request-id";
 import type { JSONParsed } from "hono/utils/types";
 import type { JsonText, Versioned } from "../db/mod.ts";
+import { pageKey } from "./_page_key.ts";
 import { Problem } from "./_schemas.ts";
 import type { Dependency, ResponseCache } from "./response_cache.ts";
 
@@ -20,6 +21,9 @@ export function createRouter(): OpenAPIHono<ApiEnv> {
     defaultHook(result) {
       if (result.success) return;
       const [issue] = result.error.issues;
+      if (issue.code === "unrecognized_keys") {
+        throw new HTTPException(400, { message: unknownParameter(issue.keys[0]) });
+      }
       const where = TARGETS[result.target] ?? result.target;
       throw new HTTPException(400, {
         message: `Invalid ${where} "${issue.path.join(".")}": ${issue.message}`,
@@ -27,6 +31,20 @@ export function createRouter(): OpenAPIHono<ApiEnv> {
     },
   });
 }
+
+/** The detail of a 400 for a query parameter the route does not take. */
+export const unknownParameter = (name: string) =>
+  `Unknown query parameter ${JSON.stringify(name.slice(0, 64))}`;
+
+/**
+ * Refuses every query parameter, for the few routes outside OpenAPI (the
+ * documented ones refuse what their `request.query` does not name).
+ */
+export const noQueryParameters: MiddlewareHandler = async function noQueryParameters(c, next) {
+  const [name] = Object.keys(c.req.queries());
+  if (name !== undefined) throw new HTTPException(400, { message: unknownParameter(name) });
+  await next();
+};
 
 const encoder = new TextEncoder();
 
@@ -59,11 +77,6 @@ export function jsonBodyHeaders(body: string): Record<string, string> {
     : { "Content-Type": "application/json" };
 }
 
-/** A versioned page's key in the response cache: the path and query of its URL. */
-export function cacheKey(url: string): string {
-  return url.slice(url.indexOf("/", url.indexOf("//") + 2));
-}
-
 type NotModified = TypedResponse<Record<never, never>, 304, string>;
 
 /**
@@ -79,14 +92,16 @@ type NotModified = TypedResponse<Record<never, never>, 304, string>;
 export async function versioned<T>(
   c: Context,
   cache: ResponseCache,
-  { dependency, version, read, missing }: {
+  { dependency, page, version, read, missing }: {
     dependency: Dependency;
+    /** The validated parameters of the page, which make its key in the cache. */
+    page: { after?: string | number; limit?: number };
     version: () => Promise<string | null>;
     read: () => Promise<Versioned<T> | null>;
     missing: string;
   },
 ): Promise<TypedResponse<JSONParsed<T>, 200, "json"> | NotModified> {
-  const key = cacheKey(c.req.url);
+  const key = pageKey(dependency, page);
   const cached = cache.get<T>(key, dependency);
   const ifNoneMatch = c.req.header("If-None-Match");
   if (cached?.current) {
@@ -148,6 +163,37 @@ export function etagMatches(header: string, tag: string): boolean {
 export function ok<S extends z.ZodType>(schema: S, description: string) {
   return { description, content: { "application/json": { schema } } };
 }
+
+/**
+ * The OpenAPI description of a 200 list of results, which Accept can also ask
+ * for as CSV or NDJSON.
+ */
+export function okOrExport<S extends z.ZodType>(schema: S, description: string) {
+  return {
+    description,
+    content: {
+      "application/json": { schema },
+      "text/csv": {
+        schema: z.string().openapi({
+          description: "With `Accept: text/csv`: every result the parameters select, " +
+            "streamed: a `studentId,exam,score` header, then one line each (RFC 4180). " +
+            "`limit` caps the rows only when given.",
+          example: "studentId,exam,score\r\nLogan_Harber74,1559,0.81\r\n",
+        }),
+      },
+      "application/x-ndjson": {
+        schema: z.string().openapi({
+          description: "With `Accept: application/x-ndjson`: the same, one JSON object " +
+            "`{studentId, exam, score}` a line.",
+          example: '{"studentId":"Logan_Harber74","exam":1559,"score":0.81}\n',
+        }),
+      },
+    },
+  };
+}
+
+/** The `Vary` of a list of results: its representation follows Accept. */
+export const VARY_EXPORT = "Accept, Accept-Encoding";
 
 /** The OpenAPI description of a problem response. */
 export function problemResponse(description: string) {

@@ -1,4 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import { EXCERPT_CHARS } from "../db/mod.ts";
+import { INGEST_DESCRIPTIONS as INGEST } from "./ingest_stats.ts";
 
 /** The largest exam number: exams are int4 in the database. */
 export const MAX_EXAM = 2147483647;
@@ -48,12 +50,15 @@ export const studentPath = z.object({
 
 export const examStudentPath = examPath.extend(studentPath.shape);
 
+/** The query of a route that takes no parameters: any parameter is refused. */
+export const noQuery = z.strictObject({});
+
 /** The query of a paginated list; `after` is the last key of the previous page. */
 export function pageQuery<A extends z.ZodType>(
   after: A,
   { defaultLimit, maxLimit }: { defaultLimit: number; maxLimit: number },
 ) {
-  return z.object({
+  return z.strictObject({
     limit: integerParam(1, maxLimit, {
       description: `Page size, at most ${maxLimit}.`,
       default: defaultLimit,
@@ -69,7 +74,29 @@ export const studentCursor = studentIdParam(
   "The last studentId of the previous page (its `next`).",
 );
 
-export const histogramQuery = z.object({
+const resultCursorMessage = 'must be "<studentId>:<exam>", the `next` of a page';
+
+/** The key of a result in the list of all: `<studentId>:<exam>`, split at the last colon. */
+export const resultCursor = z.string()
+  .transform((text, ctx) => {
+    const colon = text.lastIndexOf(":");
+    const studentId = text.slice(0, colon);
+    const exam = text.slice(colon + 1);
+    const valid = colon > 0 && /^[0-9]{1,10}$/.test(exam) && Number(exam) <= MAX_EXAM &&
+      !NOT_IN_ID.test(studentId) && [...studentId].length <= MAX_STUDENT_ID;
+    if (!valid) {
+      ctx.addIssue({ code: "custom", message: resultCursorMessage });
+      return z.NEVER;
+    }
+    return { studentId, exam: Number(exam) };
+  })
+  .openapi({
+    type: "string",
+    description: "The last result of the previous page (its `next`): `<studentId>:<exam>`.",
+    example: "Logan_Harber74:1559",
+  });
+
+export const histogramQuery = z.strictObject({
   bins: integerParam(1, 100, {
     description: "Number of equal-width bins over [0, 1].",
     default: 10,
@@ -77,11 +104,11 @@ export const histogramQuery = z.object({
     .optional(),
 });
 
-export const topQuery = z.object({
+export const topQuery = z.strictObject({
   n: integerParam(1, 100, { description: "How many results.", default: 10 }).optional(),
 });
 
-export const trendQuery = z.object({
+export const trendQuery = z.strictObject({
   last: integerParam(2, 100, { description: "How many of the latest exams.", default: 10 })
     .optional(),
 });
@@ -111,17 +138,32 @@ export const StudentResults = z.object({
 
 export const StudentTrend = z.object({
   studentId,
-  count: count.openapi({ description: "All of the student's results." }),
+  count: count.openapi({ description: "All of the student's results, not just the latest." }),
+  average: average.openapi({ description: "Mean of all of the student's results." }),
   results: z.array(z.object({ exam, score })).openapi({
     description: "The latest exams (highest numbers), oldest first.",
   }),
-  average: average.openapi({ description: "Mean of these results." }),
+  recentCount: count.openapi({
+    description: "How many results `results` holds: `last`, or all when fewer.",
+    example: 3,
+  }),
+  recentAverage: average.openapi({ description: "Mean of the results in `results` alone." }),
   slope: z.number().nullable().openapi({
     description: "Least-squares change in score from one of these exams to the next; " +
       "null with a single result.",
     example: 0.012,
   }),
 }).openapi("StudentTrend");
+
+export const ResultPage = z.object({
+  results: z.array(z.object({ studentId, exam, score }).openapi("Result")).openapi({
+    description: "By studentId in UTF-8 byte order, then by exam.",
+  }),
+  next: z.string().nullable().openapi({
+    description: "The `after` of the next page, or null.",
+    example: "Logan_Harber74:1559",
+  }),
+}).openapi("ResultPage");
 
 export const ExamSummary = z.object({ exam, count, average }).openapi("ExamSummary");
 
@@ -182,24 +224,49 @@ export const LastErrors = z.object({
   database: LastError.openapi({ description: "The database's last failure; null until one." }),
 }).openapi("LastErrors", { description: "The last failures, without secrets." });
 
+/** A cursor of the quarantine: a row's `id`, a decimal int8. */
+export const quarantineCursor = z.string()
+  .regex(/^[0-9]{1,18}$/, "must be the id of a quarantined event")
+  .openapi({ description: "The `id` of the last event of the previous page (its `next`)." });
+
+export const QuarantinePage = z.object({
+  events: z.array(
+    z.object({
+      id: z.string().openapi({ description: "The key of this rejection, a decimal integer." }),
+      receivedAt: z.string().openapi({
+        description: "When it was stored, ISO 8601.",
+        example: "2026-12-02T06:31:45.123456+00:00",
+      }),
+      eventId: z.string().nullable().openapi({
+        description: `The event's SSE id, its first ${EXCERPT_CHARS} characters; null without one.`,
+      }),
+      reason: z.string().openapi({ example: "score out of range" }),
+      excerpt: z.string().openapi({
+        description: `The first ${EXCERPT_CHARS} characters of the event's data.`,
+      }),
+    }).openapi("QuarantinedEvent"),
+  ).openapi({ description: "Newest first." }),
+  next: z.string().nullable().openapi({ description: "The `after` of the next page, or null." }),
+}).openapi("QuarantinePage");
+
 export const Stats = z.object({
   students: count.nullable().openapi({ description: "null while the database is unreachable." }),
   exams: count.nullable(),
   results: count.nullable(),
   ingest: z.object({
-    state: z.string().openapi({ example: "streaming" }),
-    received: z.number().int(),
-    applied: z.number().int(),
-    rejected: z.number().int(),
-    rejectedByReason: z.record(z.string(), z.number().int()),
-    ignored: z.number().int(),
-    reconnects: z.number().int(),
-    lastEventId: z.string().nullable(),
-    lagMs: z.number().nullable().openapi({
-      description: "p99 over the last minute of the time from receiving an event to its commit.",
+    state: z.string().openapi({ description: INGEST.state, example: "open" }),
+    received: z.number().int().openapi({ description: INGEST.received }),
+    applied: z.number().int().openapi({ description: INGEST.applied }),
+    rejected: z.number().int().openapi({ description: INGEST.rejected }),
+    rejectedByReason: z.record(z.string(), z.number().int()).openapi({
+      description: INGEST.rejectedByReason,
     }),
-    checkpointAgeMs: z.number().nullable(),
-    queueDepth: z.array(z.number().int()).openapi({ description: "Batches queued per writer." }),
+    ignored: z.number().int().openapi({ description: INGEST.ignored }),
+    reconnects: z.number().int().openapi({ description: INGEST.reconnects }),
+    lastEventId: z.string().nullable(),
+    lagMs: z.number().nullable().openapi({ description: INGEST.lagMs }),
+    checkpointAgeMs: z.number().nullable().openapi({ description: INGEST.checkpointAgeMs }),
+    queueDepth: z.array(z.number().int()).openapi({ description: INGEST.queueDepth }),
   }).nullable().openapi({
     description: "null when this instance does not ingest. Histograms are in /metrics.",
   }),

@@ -6,7 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
 import { timeout } from "hono/timeout";
-import { type Queries, ReadError } from "../db/mod.ts";
+import { type Queries, ReadError, type ReadErrorCode } from "../db/mod.ts";
 import { type AnsweredRequest, createCachedAnswers } from "./_cached_answers.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
 import type { ChangeFeed } from "./change_feed.ts";
@@ -16,6 +16,8 @@ import type { IngestStatsSource } from "./ingest_stats.ts";
 import { createHttpMetrics } from "./metrics.ts";
 import { type LastErrors, operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
+import { quarantineRoutes } from "./quarantine.ts";
+import { resultRoutes } from "./results.ts";
 import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
 
@@ -39,7 +41,7 @@ export interface ApiOptions {
   stats?: IngestStatsSource;
   /** Receives one access log entry per request and every server error. */
   log?: (entry: LogEntry) => void;
-  /** Origins allowed by CORS; CORS is off when unset. */
+  /** Origins allowed by CORS, as a list or comma-separated; CORS is off when unset. */
   corsOrigin?: string | string[];
   /** A request still running after this answers 503. */
   requestTimeoutMs?: number;
@@ -129,7 +131,9 @@ export function createApi({
   });
   if (corsOrigin) {
     app.use(cors({
-      origin: corsOrigin,
+      origin: typeof corsOrigin === "string"
+        ? corsOrigin.split(",").map((origin) => origin.trim()).filter(Boolean)
+        : corsOrigin,
       allowMethods: ["GET", "HEAD", "OPTIONS"],
       exposeHeaders: ["ETag", "X-Request-Id"],
       maxAge: 600,
@@ -153,6 +157,8 @@ export function createApi({
   const cache = createResponseCache({ maxChars: responseCacheChars, changes });
   app.route("/", studentRoutes({ queries, cache }));
   app.route("/", examRoutes({ queries, cache }));
+  app.route("/", resultRoutes({ queries }));
+  app.route("/", quarantineRoutes({ queries }));
   app.route(
     "/",
     operationRoutes({
@@ -180,16 +186,22 @@ export function createApi({
     app.fetch = (request, ...rest) => answerFromCache(request) ?? route(request, ...rest);
   }
 
-  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} at this path`));
+  app.notFound((c) => {
+    // Every route is a GET (and so a HEAD): a path one of them matches is known.
+    const [matched] = app.router.match("GET", c.req.path);
+    if (matched.some(([[, route]]) => route.method === "GET")) {
+      return problem(c, 405, `${c.req.method} is not allowed here; use GET or HEAD`, {
+        Allow: "GET, HEAD",
+      });
+    }
+    return problem(c, 404, `No route for ${c.req.method} at this path`);
+  });
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       return problem(c, error.status, error.message, error.status === 503 ? RETRY : {});
     }
     if (error instanceof ReadError && error.code !== "failed") {
-      const detail = error.code === "timeout"
-        ? "The database did not answer in time"
-        : "The database is unavailable";
-      return problem(c, 503, detail, RETRY);
+      return problem(c, 503, UNAVAILABLE[error.code], RETRY);
     }
     emit({
       level: "error",
@@ -228,6 +240,12 @@ const RETRY = { "Retry-After": "1" };
 // Routes that answer before the database is migrated: they read it only
 // through ready() and the counts of /stats, which wait for the migration.
 const WITHOUT_DATABASE = /^\/(healthz|readyz|stats|metrics|openapi\.json|docs(\/.*)?)$/;
+
+const UNAVAILABLE: Record<Exclude<ReadErrorCode, "failed">, string> = {
+  busy: "Too many requests are reading the database; retry in a second",
+  timeout: "The database did not answer in time",
+  unavailable: "The database is unavailable",
+};
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
@@ -279,8 +297,9 @@ const DOCUMENT = {
       "exam's results, not just the page. studentIds sort by their UTF-8 bytes.",
       "",
       "**Errors** are `application/problem+json` (RFC 9457): 400 for a malformed " +
-      "parameter, 404 for an unknown student or exam, 503 while the database is " +
-      "unavailable. Every response carries an `X-Request-Id`.",
+      "or unknown parameter, 404 for an unknown student or exam, 405 (with `Allow`) for " +
+      "another method than GET or HEAD, 503 (with `Retry-After`) while the database is " +
+      "unavailable or too busy. Every response carries an `X-Request-Id`.",
     ].join("\n"),
   },
   tags: [

@@ -2,7 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
-import { createRouter } from "./_router.ts";
+import { createRouter, noQueryParameters } from "./_router.ts";
+import { noQuery } from "./_schemas.ts";
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -57,6 +58,7 @@ export function docsRoutes({ document }: { document: () => unknown }) {
         method: "get",
         path: "/openapi.json",
         tags: ["documentation"],
+        request: { query: noQuery },
         summary: "This OpenAPI 3.1 document",
         responses: { 200: { description: "This document, as application/json." } },
       }),
@@ -67,6 +69,7 @@ export function docsRoutes({ document }: { document: () => unknown }) {
         method: "get",
         path: "/docs",
         tags: ["documentation"],
+        request: { query: noQuery },
         summary: "Browsable API documentation",
         responses: {
           200: {
@@ -77,9 +80,17 @@ export function docsRoutes({ document }: { document: () => unknown }) {
       }),
       asset("text/html; charset=utf-8", () => PAGE),
     )
-    .get("/docs/init.js", asset("text/javascript; charset=utf-8", () => INIT))
-    .get("/docs/swagger-ui.css", asset("text/css; charset=utf-8", () => swaggerCss))
-    .get("/docs/swagger-ui-bundle.js", asset("text/javascript; charset=utf-8", () => swaggerJs));
+    .get("/docs/init.js", noQueryParameters, asset("text/javascript; charset=utf-8", () => INIT))
+    .get(
+      "/docs/swagger-ui.css",
+      noQueryParameters,
+      asset("text/css; charset=utf-8", () => swaggerCss),
+    )
+    .get(
+      "/docs/swagger-ui-bundle.js",
+      noQueryParameters,
+      asset("text/javascript; charset=utf-8", () => swaggerJs),
+    );
 }
 
 /**

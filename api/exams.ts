@@ -2,7 +2,17 @@ import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
 import type { ResponseCache } from "./response_cache.ts";
-import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
+import { PAGE_LIMIT } from "./_page_key.ts";
+import { exportFormat, exportResults } from "./_export.ts";
+import {
+  createRouter,
+  jsonText,
+  ok,
+  okOrExport,
+  problemResponse,
+  VARY_EXPORT,
+  versioned,
+} from "./_router.ts";
 import {
   examCursor,
   ExamHistogram,
@@ -13,6 +23,7 @@ import {
   examStudentPath,
   ExamTop,
   histogramQuery,
+  noQuery,
   pageQuery,
   studentCursor,
   topQuery,
@@ -20,7 +31,8 @@ import {
 
 const badRequest = problemResponse("A malformed exam number or parameter.");
 const unknownExam = problemResponse("No such exam.");
-const noSuchExam = () => new HTTPException(404, { message: "No exam has this number" });
+const NO_EXAM = "No exam has this number";
+const noSuchExam = () => new HTTPException(404, { message: NO_EXAM });
 
 /** `/exams`, `/exams/{exam}` and what else is asked of one exam. */
 export function examRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
@@ -49,13 +61,14 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
         description: "The count and average cover all of the exam's results; `results` " +
           "is one page of them by studentId in UTF-8 byte order. Totals and page are " +
           "read in one snapshot. Send the ETag back in `If-None-Match` to get a 304 " +
-          "while nothing changed.",
+          "while nothing changed. `Accept: text/csv` or `application/x-ndjson` streams " +
+          "all of the results after `after` instead.",
         request: {
           params: examPath,
-          query: pageQuery(studentCursor, { defaultLimit: 1000, maxLimit: 10000 }),
+          query: pageQuery(studentCursor, { defaultLimit: PAGE_LIMIT, maxLimit: 10000 }),
         },
         responses: {
-          200: ok(ExamResults, "The exam's totals and one page of results."),
+          200: okOrExport(ExamResults, "The exam's totals and one page of results."),
           304: { description: "Not modified since the ETag in If-None-Match." },
           400: badRequest,
           404: unknownExam,
@@ -63,12 +76,23 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
       }),
       (c) => {
         const { exam } = c.req.valid("param");
-        const { after, limit = 1000 } = c.req.valid("query");
+        const { after, limit } = c.req.valid("query");
+        c.header("Vary", VARY_EXPORT);
+        const format = exportFormat(c);
+        if (format) {
+          return exportResults(c, format, {
+            read: (last, n) =>
+              queries.results({ of: "exam", exam, after: last?.studentId ?? after }, n),
+            limit,
+            missing: async () => await queries.examVersion(exam) === null ? NO_EXAM : undefined,
+          });
+        }
         return versioned(c, cache, {
           dependency: `exam:${exam}`,
+          page: { after, limit: limit ?? PAGE_LIMIT },
           version: () => queries.examVersion(exam),
-          read: () => queries.exam(exam, { after, limit }),
-          missing: "No exam has this number",
+          read: () => queries.exam(exam, { after, limit: limit ?? PAGE_LIMIT }),
+          missing: NO_EXAM,
         });
       },
     )
@@ -122,7 +146,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: Respon
         summary: "A student's standing in an exam",
         description: "The student's score in the exam, their rank and percentile among " +
           "all of the exam's results.",
-        request: { params: examStudentPath },
+        request: { params: examStudentPath, query: noQuery },
         responses: {
           200: ok(ExamStanding, "The student's score, rank and percentile."),
           400: badRequest,

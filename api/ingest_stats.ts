@@ -28,6 +28,24 @@ export interface IngestSnapshot {
   commitLatencyMs: Histogram;
 }
 
+/**
+ * What each quantity of `IngestSnapshot` means, in words free of units: the
+ * one text that /stats's OpenAPI schema and the HELP of its /metrics series
+ * both show.
+ */
+export const INGEST_DESCRIPTIONS = {
+  state: "The feed connection's current state: starting, connecting, open, backoff or stopped.",
+  received: "Events read from the feed, of every type.",
+  applied: "Score events committed to the database.",
+  rejected: "Events that failed validation and went to quarantine.",
+  rejectedByReason: "Events quarantined, by reason.",
+  ignored: "Events of other types than score.",
+  reconnects: "Reconnections to the feed.",
+  lagMs: "p99 over the last minute of the time from receiving an event to its commit.",
+  checkpointAgeMs: "Time since the checkpoint last moved.",
+  queueDepth: "Events sent to each writer and not yet committed, by writer.",
+} satisfies Partial<Record<keyof IngestSnapshot, string>>;
+
 /** Where the API reads ingest statistics from; the API never imports ingest/. */
 export interface IngestStatsSource {
   snapshot(): IngestSnapshot;

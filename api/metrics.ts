@@ -1,5 +1,5 @@
 import { createHistogram, type Histogram, observe } from "../histogram.ts";
-import type { IngestSnapshot } from "./ingest_stats.ts";
+import { INGEST_DESCRIPTIONS, type IngestSnapshot } from "./ingest_stats.ts";
 import type { AnswerSource } from "./response_cache.ts";
 
 /** Upper bounds of the HTTP request duration histogram, in seconds. */
@@ -60,45 +60,45 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
   metric(
     `${p}state`,
     "gauge",
-    "1 for the feed connection's current state.",
+    INGEST_DESCRIPTIONS.state,
     sample(`${p}state`, { state: s.state }, 1),
   );
   metric(
     `${p}events_received_total`,
     "counter",
-    "Events read from the feed.",
+    INGEST_DESCRIPTIONS.received,
     sample(`${p}events_received_total`, {}, s.received),
   );
   metric(
     `${p}events_applied_total`,
     "counter",
-    "Score events committed.",
+    INGEST_DESCRIPTIONS.applied,
     sample(`${p}events_applied_total`, {}, s.applied),
   );
   metric(
     `${p}events_rejected_total`,
     "counter",
-    "Events quarantined, by reason.",
+    INGEST_DESCRIPTIONS.rejectedByReason,
     Object.entries(s.rejectedByReason)
       .map(([reason, n]) => sample(`${p}events_rejected_total`, { reason }, n)).join(""),
   );
   metric(
     `${p}events_ignored_total`,
     "counter",
-    "Events of other types than score.",
+    INGEST_DESCRIPTIONS.ignored,
     sample(`${p}events_ignored_total`, {}, s.ignored),
   );
   metric(
     `${p}reconnects_total`,
     "counter",
-    "Reconnections to the feed.",
+    INGEST_DESCRIPTIONS.reconnects,
     sample(`${p}reconnects_total`, {}, s.reconnects),
   );
   if (s.lagMs !== null) {
     metric(
       `${p}lag_seconds`,
       "gauge",
-      "p99 over the last minute from receiving an event to its commit.",
+      INGEST_DESCRIPTIONS.lagMs,
       sample(`${p}lag_seconds`, {}, s.lagMs / 1000),
     );
   }
@@ -106,14 +106,14 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
     metric(
       `${p}checkpoint_age_seconds`,
       "gauge",
-      "Time since the checkpoint last moved.",
+      INGEST_DESCRIPTIONS.checkpointAgeMs,
       sample(`${p}checkpoint_age_seconds`, {}, s.checkpointAgeMs / 1000),
     );
   }
   metric(
     "scorestream_writer_queue_depth",
     "gauge",
-    "Events sent to each writer and not yet committed.",
+    INGEST_DESCRIPTIONS.queueDepth,
     s.queueDepth.map((depth, writer) =>
       sample("scorestream_writer_queue_depth", { writer: String(writer) }, depth)
     ).join(""),

@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Queries, Totals } from "../db/mod.ts";
+import { type Queries, ReadError, type Totals } from "../db/mod.ts";
 import { createRouter, ok, problemResponse } from "./_router.ts";
 import { problem } from "./problem.ts";
-import { Stats, Status } from "./_schemas.ts";
+import { noQuery, Stats, Status } from "./_schemas.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
 import {
   type HttpMetrics,
@@ -27,6 +27,9 @@ export interface LastErrors {
   feed: LastError | null;
   database: LastError | null;
 }
+
+/** The longest /stats waits for fresh counts. */
+const STATS_WAIT_MS = 250;
 
 /** What the operational routes read. */
 export interface OperationsOptions {
@@ -58,25 +61,39 @@ export function operationRoutes(
   }: OperationsOptions,
 ) {
   const totals = cached(() => queries.totals(), statsCacheMs);
+  let lastCounts: Totals | null = null;
+  // A slow or refused count is answered with the last one, so that /stats
+  // never waits long behind an overloaded database; a failed one with null.
+  const counts = () =>
+    withTimeout(
+      totals().then(
+        (read) => lastCounts = read,
+        (error) => error instanceof ReadError && error.code === "busy" ? lastCounts : null,
+      ),
+      STATS_WAIT_MS,
+      () => lastCounts,
+    );
   return createRouter()
     .openapi(
       createRoute({
         method: "get",
         path: "/stats",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "What is stored and how ingest is doing",
         description: "Counts come from the aggregates, refreshed at most every " +
-          `${statsCacheMs} ms; they are null while the database does not answer.`,
+          `${statsCacheMs} ms; when they take over ${STATS_WAIT_MS} ms the last ones are ` +
+          "sent; they are null while the database does not answer.",
         responses: { 200: ok(Stats, "Counts and ingest statistics.") },
       }),
       async (c) => {
-        const counts: Totals | null = migrated() ? await totals().catch(() => null) : null;
+        const stored = migrated() ? await counts() : null;
         const ingest = stats?.snapshot() ?? null;
         return c.json(
           {
-            students: counts?.students ?? null,
-            exams: counts?.exams ?? null,
-            results: counts?.results ?? null,
+            students: stored?.students ?? null,
+            exams: stored?.exams ?? null,
+            results: stored?.results ?? null,
             ingest: ingest && {
               state: ingest.state,
               received: ingest.received,
@@ -102,6 +119,7 @@ export function operationRoutes(
         method: "get",
         path: "/healthz",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Liveness",
         responses: { 200: ok(Status, "The process runs.") },
       }),
@@ -112,6 +130,7 @@ export function operationRoutes(
         method: "get",
         path: "/readyz",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Readiness",
         description: `200 when the database answers within ${readyTimeoutMs} ms and ` +
           "its migrations are applied.",
@@ -126,7 +145,7 @@ export function operationRoutes(
             lastErrors: lastErrors(),
           }) as never;
         }
-        if (!await withTimeout(ready(), readyTimeoutMs)) {
+        if (!await withTimeout(ready().catch(() => false), readyTimeoutMs, () => false)) {
           return problem(
             c,
             503,
@@ -143,6 +162,7 @@ export function operationRoutes(
         method: "get",
         path: "/metrics",
         tags: ["operations"],
+        request: { query: noQuery },
         summary: "Prometheus metrics",
         responses: {
           200: {
@@ -181,12 +201,12 @@ function cached<T>(read: () => Promise<T>, ms: number): () => Promise<T> {
   };
 }
 
-/** false when `check` rejects or takes longer than `ms`. */
-async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
+/** What `pending` resolves to, or `late()` when it takes longer than `ms`. */
+async function withTimeout<T>(pending: Promise<T>, ms: number, late: () => T): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  const deadline = new Promise<T>((resolve) => timer = setTimeout(() => resolve(late()), ms));
   try {
-    return await Promise.race([check.catch(() => false), late]);
+    return await Promise.race([pending, deadline]);
   } finally {
     clearTimeout(timer);
   }

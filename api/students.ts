@@ -2,7 +2,17 @@ import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
 import type { ResponseCache } from "./response_cache.ts";
-import { createRouter, jsonText, ok, problemResponse, versioned } from "./_router.ts";
+import { PAGE_LIMIT } from "./_page_key.ts";
+import { exportFormat, exportResults } from "./_export.ts";
+import {
+  createRouter,
+  jsonText,
+  ok,
+  okOrExport,
+  problemResponse,
+  VARY_EXPORT,
+  versioned,
+} from "./_router.ts";
 import {
   examCursor,
   pageQuery,
@@ -16,6 +26,7 @@ import {
 
 const badRequest = problemResponse("A malformed parameter.");
 const unknownStudent = problemResponse("No such student.");
+const NO_STUDENT = "No student has this studentId";
 
 /** `/students`, `/students/{studentId}` and what else is asked of one student. */
 export function studentRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
@@ -45,13 +56,14 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
         description: "The count and average cover all of the student's results; " +
           "`results` is one page of them by exam. Totals and page are read in one " +
           "snapshot. Send the ETag back in `If-None-Match` to get a 304 while " +
-          "nothing changed.",
+          "nothing changed. `Accept: text/csv` or `application/x-ndjson` streams " +
+          "all of the results after `after` instead.",
         request: {
           params: studentPath,
-          query: pageQuery(examCursor, { defaultLimit: 1000, maxLimit: 10000 }),
+          query: pageQuery(examCursor, { defaultLimit: PAGE_LIMIT, maxLimit: 10000 }),
         },
         responses: {
-          200: ok(StudentResults, "The student's totals and one page of results."),
+          200: okOrExport(StudentResults, "The student's totals and one page of results."),
           304: { description: "Not modified since the ETag in If-None-Match." },
           400: badRequest,
           404: unknownStudent,
@@ -59,12 +71,24 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
       }),
       (c) => {
         const { studentId } = c.req.valid("param");
-        const { after, limit = 1000 } = c.req.valid("query");
+        const { after, limit } = c.req.valid("query");
+        c.header("Vary", VARY_EXPORT);
+        const format = exportFormat(c);
+        if (format) {
+          return exportResults(c, format, {
+            read: (last, n) =>
+              queries.results({ of: "student", studentId, after: last?.exam ?? after }, n),
+            limit,
+            missing: async () =>
+              await queries.studentVersion(studentId) === null ? NO_STUDENT : undefined,
+          });
+        }
         return versioned(c, cache, {
           dependency: `student:${studentId}`,
+          page: { after, limit: limit ?? PAGE_LIMIT },
           version: () => queries.studentVersion(studentId),
-          read: () => queries.student(studentId, { after, limit }),
-          missing: "No student has this studentId",
+          read: () => queries.student(studentId, { after, limit: limit ?? PAGE_LIMIT }),
+          missing: NO_STUDENT,
         });
       },
     )
@@ -75,7 +99,8 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
         tags: ["students"],
         summary: "A student's trend over their latest exams",
         description: "The student's results in their `last` highest-numbered exams, " +
-          "their average and the least-squares slope of score over them.",
+          "their average (`recentAverage`) and the least-squares slope of score over " +
+          "them, beside the count and average of all of the student's results.",
         request: { params: studentPath, query: trendQuery },
         responses: {
           200: ok(StudentTrend, "The latest results and their trend."),
@@ -87,7 +112,7 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Res
         const { studentId } = c.req.valid("param");
         const { last = 10 } = c.req.valid("query");
         const body = await queries.studentTrend(studentId, last);
-        if (!body) throw new HTTPException(404, { message: "No student has this studentId" });
+        if (!body) throw new HTTPException(404, { message: NO_STUDENT });
         return jsonText(c, body);
       },
     );

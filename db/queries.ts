@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from "kysely";
+import { createReadGate } from "./_read_gate.ts";
 import type { Database } from "./schema.ts";
 
 /**
@@ -76,14 +77,56 @@ export interface ExamStanding {
   percentile: number;
 }
 
-/** A student's most recent exams (the highest exam numbers), oldest first. */
+/**
+ * A student's most recent exams (the highest exam numbers), oldest first:
+ * `count` and `average` cover all of their results, `recent*` these.
+ */
 export interface StudentTrend {
   studentId: string;
   count: number;
-  results: { exam: number; score: number }[];
   average: number;
+  results: { exam: number; score: number }[];
+  recentCount: number;
+  recentAverage: number;
   slope: number | null;
 }
+
+/** One stored result. */
+export interface Result {
+  studentId: string;
+  exam: number;
+  score: number;
+}
+
+/**
+ * Which results a batch of `Queries.results()` reads, in which order, and the
+ * key it starts after: every result by studentId (in UTF-8 byte order) then
+ * exam, one student's by exam, or one exam's by studentId.
+ */
+export type ResultScope =
+  | { of: "all"; after?: { studentId: string; exam: number } }
+  | { of: "student"; studentId: string; after?: number }
+  | { of: "exam"; exam: number; after?: string };
+
+/** A rejected event as the quarantine keeps it, cut to an excerpt. */
+export interface QuarantinedEvent {
+  /** The row's key, a decimal int8: the cursor of the list. */
+  id: string;
+  /** ISO 8601, with offset. */
+  receivedAt: string;
+  eventId: string | null;
+  reason: string;
+  excerpt: string;
+}
+
+/** One page of the quarantine, newest first. */
+export interface QuarantinePage {
+  events: QuarantinedEvent[];
+  next: string | null;
+}
+
+/** Characters of a quarantined event's raw payload and of its SSE id that are sent. */
+export const EXCERPT_CHARS = 256;
 
 /** How much is stored, from the dictionary and the exam aggregates, not by counting results. */
 export interface Totals {
@@ -103,8 +146,11 @@ export interface Versioned<T> {
   version: string;
 }
 
-/** Why a read failed, as a stable code. */
-export type ReadErrorCode = "timeout" | "unavailable" | "failed";
+/**
+ * Why a read failed, as a stable code: `busy` when it was refused without
+ * asking the database, because too many reads ran and waited already.
+ */
+export type ReadErrorCode = "busy" | "timeout" | "unavailable" | "failed";
 
 /** A read that failed; `code` says whether waiting and retrying can help. */
 export class ReadError extends Error {
@@ -161,6 +207,15 @@ const studentTotals = (id: RawBuilder<unknown>) =>
 export interface QueriesOptions {
   /** A page of an exam's results ends early once its JSON would pass this size. */
   maxPageBytes?: number;
+  /**
+   * Statements of the API running at once (default 2). With `totals()`'s own
+   * one, the pool under `db` needs this many connections plus one.
+   */
+  maxConcurrentReads?: number;
+  /** Statements waiting for one of those places; more are refused at once (default 32). */
+  maxQueuedReads?: number;
+  /** How long a statement waits for a place before it is refused (default 100 ms). */
+  maxQueueMs?: number;
 }
 
 /** Every query of the read side. */
@@ -181,6 +236,13 @@ export interface Queries {
   examHistogram(exam: number, bins: number): Promise<JsonText<ExamHistogram> | null>;
   examTop(exam: number, n: number): Promise<JsonText<ExamTop> | null>;
   examStanding(exam: number, studentId: string): Promise<JsonText<ExamStanding> | null>;
+  /**
+   * Up to `limit` results of `scope` after its key, in its order: a keyset
+   * batch, one statement whose cost grows with `limit`, not with what came before.
+   */
+  results(scope: ResultScope, limit: number): Promise<Result[]>;
+  /** `after`: a decimal int8, the `id` of the last event of the previous page. */
+  quarantine(page: { after?: string; limit: number }): Promise<JsonText<QuarantinePage>>;
   totals(): Promise<Totals>;
 }
 
@@ -191,13 +253,29 @@ export interface Queries {
  */
 export function createQueries(
   db: Kysely<Database>,
-  { maxPageBytes = 1 << 20 }: QueriesOptions = {},
+  {
+    maxPageBytes = 1 << 20,
+    maxConcurrentReads = 2,
+    maxQueuedReads = 32,
+    maxQueueMs = 100,
+  }: QueriesOptions = {},
 ): Queries {
-  async function rows<R>(query: RawBuilder<R>): Promise<R[]> {
+  const reads = createReadGate({
+    concurrency: maxConcurrentReads,
+    queue: maxQueuedReads,
+    waitMs: maxQueueMs,
+  });
+  // /stats must answer while the reads are saturated: its counts have a place
+  // of their own, and a caller that shares one read (see api/operations.ts).
+  const counts = createReadGate({ concurrency: 1, queue: 0, waitMs: 0 });
+  async function rows<R>(query: RawBuilder<R>, gate = reads): Promise<R[]> {
+    if (!await gate.enter()) throw new ReadError("busy");
     try {
       return (await query.execute(db)).rows;
     } catch (error) {
       throw new ReadError(readErrorCode(error), { cause: error });
+    } finally {
+      gate.leave();
     }
   }
   const first = async <R>(query: RawBuilder<R>) => (await rows(query))[0];
@@ -263,9 +341,11 @@ export function createQueries(
     async studentTrend(studentId, last) {
       const row = await first(sql<{ body: string }>`
         SELECT '{"studentId":' || to_json(s.name)::text || ',"count":' || t.count
+               || ',"average":' || (t.sum / t.count)::text
                || ',"results":[' || string_agg('{"exam":' || r.exam || ',"score":'
                                                || r.score::text || '}', ',' ORDER BY r.exam)
-               || '],"average":' || avg(r.score)::text
+               || '],"recentCount":' || count(*)
+               || ',"recentAverage":' || avg(r.score)::text
                || ',"slope":' || coalesce(regr_slope(r.score, r.position)::text, 'null')
                || '}' AS body
         FROM students s
@@ -278,7 +358,7 @@ export function createQueries(
           ) recent
         ) r
         WHERE s.name = ${studentId}::text
-        GROUP BY s.name, t.count`);
+        GROUP BY s.name, t.count, t.sum`);
       return (row?.body ?? null) as JsonText<StudentTrend> | null;
     },
 
@@ -420,11 +500,75 @@ export function createQueries(
       return (row?.body ?? null) as JsonText<ExamStanding> | null;
     },
 
+    results(scope, limit) {
+      const n = sql`${limit}::int4`;
+      if (scope.of === "student") {
+        return rows(sql<Result>`
+          SELECT s.name AS "studentId", r.exam, r.score
+          FROM students s JOIN results r ON r.student = s.id
+          WHERE s.name = ${scope.studentId}::text AND r.exam > ${scope.after ?? -1}::int4
+          ORDER BY r.exam LIMIT ${n}`);
+      }
+      if (scope.of === "exam") {
+        // As in exam(): one index lookup of the name per result.
+        return rows(sql<Result>`
+          SELECT name AS "studentId", ${scope.exam}::int4 AS exam, score
+          FROM (
+            SELECT (SELECT s.name FROM students s WHERE s.id = r.student) AS name, r.score
+            FROM results r WHERE r.exam = ${scope.exam}::int4
+            OFFSET 0
+          ) named
+          WHERE name > ${scope.after ?? ""}::text
+          ORDER BY name LIMIT ${n}`);
+      }
+      // The next `limit` students by name, and of each the results past the
+      // key, by the primary key: never more than `limit` of either.
+      const { studentId = "", exam = -1 } = scope.after ?? {};
+      return rows(sql<Result>`
+        SELECT s.name AS "studentId", r.exam, r.score
+        FROM (
+          SELECT id, name FROM students WHERE name >= ${studentId}::text
+          ORDER BY name LIMIT ${n}
+        ) s
+        CROSS JOIN LATERAL (
+          SELECT exam, score FROM results
+          WHERE student = s.id AND (s.name > ${studentId}::text OR exam > ${exam}::int4)
+          ORDER BY exam LIMIT ${n}
+        ) r
+        ORDER BY s.name, r.exam LIMIT ${n}`);
+    },
+
+    async quarantine({ after, limit }) {
+      const row = await first(sql<{ items: string; next: string | null }>`
+        SELECT coalesce(string_agg(
+                 '{"id":"' || id || '","receivedAt":' || to_json(received_at)::text
+                 || ',"eventId":' || coalesce(to_json(left(event_id, ${EXCERPT_CHARS}))::text, 'null')
+                 || ',"reason":' || to_json(reason)::text
+                 || ',"excerpt":' || to_json(left(raw, ${EXCERPT_CHARS}))::text || '}',
+                 ',' ORDER BY id DESC
+               ) FILTER (WHERE n <= ${limit}::int4), '') AS items,
+               CASE WHEN count(*) > ${limit}::int4
+                 THEN min(id) FILTER (WHERE n <= ${limit}::int4)::text END AS next
+        FROM (
+          SELECT id, received_at, event_id, reason, raw,
+                 row_number() OVER (ORDER BY id DESC) AS n
+          FROM (
+            SELECT * FROM quarantine
+            WHERE ${after === undefined ? sql`true` : sql`id < ${after}::int8`}
+            ORDER BY id DESC LIMIT ${limit}::int4 + 1
+          ) q
+        ) p`);
+      return `{"events":[${row.items}],"next":${json(row.next)}}` as JsonText<QuarantinePage>;
+    },
+
     async totals() {
-      const row = await first(sql<{ students: string; exams: string; results: string }>`
+      const [row] = await rows(
+        sql<{ students: string; exams: string; results: string }>`
         SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
-               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`);
+               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`,
+        counts,
+      );
       return {
         students: Number(row.students),
         exams: Number(row.exams),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type AnsweredRequest, createCachedAnswers } from "../../api/_cached_answers.ts";
+import { pageKey } from "../../api/_page_key.ts";
 import { createChangeFeed } from "../../api/change_feed.ts";
 import {
   createResponseCache,
@@ -17,7 +18,7 @@ function setup() {
     headers: { "X-Content-Type-Options": "nosniff" },
     onAnswered: (a) => answered.push(a),
   });
-  store(cache, "/students/a?limit=1", "student:a", '{"studentId":"a","count":1}', "7");
+  store(cache, pageKey("student:a", { limit: 1 }), "student:a", '{"studentId":"a","count":1}', "7");
   return { changes, cache, answered, answer };
 }
 
@@ -79,7 +80,7 @@ Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces 
 
 Deno.test("createCachedAnswers() logs the path decoded, as the router does", () => {
   const { cache, answered, answer } = setup();
-  store(cache, "/students/a%20b", "student:a b", "{}", "1");
+  store(cache, pageKey("student:a b", {}), "student:a b", "{}", "1");
   assert.equal(answer(get("/students/a%20b"))?.status, 200);
   assert.deepEqual(answered.map((a) => a.path), ["/students/a b"]);
 });

@@ -146,17 +146,39 @@ Deno.test("a URL longer than maxUrlLength answers 414", async () => {
   await res.body?.cancel();
 });
 
-Deno.test("HEAD answers like GET without a body; other methods answer 404 problem+json", async () => {
+Deno.test("HEAD answers like GET without a body; other methods on a known path answer 405 with Allow", async () => {
   const app = createApi({ queries: fakeQueries(), ready });
   const head = await app.request("/students", { method: "HEAD" });
   assert.equal(head.status, 200);
   assert.equal(await head.text(), "");
-  for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
-    const res = await app.request("/students", { method, body: "x" });
-    assert.equal(res.status, 404);
-    assert.equal(res.headers.get("content-type"), "application/problem+json");
-    await res.body?.cancel();
+  for (const path of ["/students", "/students/a", "/exams/1/top", "/healthz", "/docs/init.js"]) {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]) {
+      const res = await app.request(path, { method, body: method === "OPTIONS" ? null : "x" });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), "GET, HEAD", `${method} ${path}`);
+      assert.equal(res.headers.get("content-type"), "application/problem+json");
+      await res.body?.cancel();
+    }
   }
+  const unknown = await app.request("/nope", { method: "POST", body: "x" });
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+});
+
+Deno.test("CORS_ORIGIN's comma-separated origins are each allowed, and no other", async () => {
+  const app = createApi({ queries: fakeQueries(), ready, corsOrigin: "http://a, http://b" });
+  for (const origin of ["http://a", "http://b", "http://c"]) {
+    const res = await app.request("/students", { headers: { Origin: origin } });
+    await res.body?.cancel();
+    const allowed = origin === "http://c" ? null : origin;
+    assert.equal(res.headers.get("access-control-allow-origin"), allowed, origin);
+  }
+  const preflight = await app.request("/students", {
+    method: "OPTIONS",
+    headers: { Origin: "http://b", "Access-Control-Request-Method": "GET" },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get("access-control-allow-origin"), "http://b");
 });
 
 Deno.test("a logger that throws does not fail the response", async () => {

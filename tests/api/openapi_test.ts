@@ -14,6 +14,8 @@ const ROUTES = [
   "/exams/{exam}/histogram",
   "/exams/{exam}/top",
   "/exams/{exam}/students/{studentId}",
+  "/quarantine",
+  "/results",
   "/stats",
   "/healthz",
   "/readyz",

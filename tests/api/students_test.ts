@@ -204,7 +204,7 @@ for (const kind of databaseKinds) {
     );
 
     await t.step(
-      "GET /students/{studentId}/trend returns the latest exams oldest first with average and slope",
+      "GET /students/{studentId}/trend returns the latest exams oldest first, their average and slope beside the totals of all",
       async () => {
         const all = [...fx.scores.get("Logan_Harber74")!].sort((a, b) => a[0] - b[0]);
         const latest = all.slice(-3);
@@ -213,15 +213,20 @@ for (const kind of databaseKinds) {
         const trend = body as {
           studentId: string;
           count: number;
-          results: { exam: number; score: number }[];
           average: number;
+          results: { exam: number; score: number }[];
+          recentCount: number;
+          recentAverage: number;
           slope: number | null;
         };
         assert.equal(trend.count, all.length);
+        const mean = all.reduce((sum, [, score]) => sum + score, 0) / all.length;
+        assert.ok(close(trend.average, mean), "count and average cover all results");
+        assert.equal(trend.recentCount, 3);
         assert.deepEqual(trend.results, latest.map(([exam, score]) => ({ exam, score })));
         const ys = latest.map((e) => e[1]);
         const avg = ys.reduce((a, b) => a + b, 0) / 3;
-        assert.ok(close(trend.average, avg));
+        assert.ok(close(trend.recentAverage, avg));
         // Least squares over positions 1, 2, 3: slope = (y3 - y1) / 2.
         assert.ok(Math.abs(trend.slope! - (ys[2] - ys[0]) / 2) < 1e-12);
         const def = (await fx.get("/students/Logan_Harber74/trend")).body as typeof trend;
