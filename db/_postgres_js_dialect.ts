@@ -10,6 +10,7 @@ import {
   type TransactionSettings,
 } from "kysely";
 import type { ParameterOrJSON, ReservedSql, Sql } from "postgres";
+import { connectionLost, shutDown } from "./errors.ts";
 
 /**
  * Kysely's Postgres dialect over a postgres.js pool of `max` connections. A
@@ -132,17 +133,4 @@ class PostgresJsConnection implements DatabaseConnection {
     this.#reserved = undefined;
     this.#lost = false;
   }
-}
-
-/** Whether an error means the connection itself is gone. */
-function connectionLost(error: unknown): boolean {
-  const { code, severity } = error as { code?: unknown; severity?: unknown };
-  return severity === "FATAL" || severity === "PANIC" ||
-    (typeof code === "string" && /^(CONNECTION_|CONNECT_TIMEOUT|E[A-Z]+$|08)/.test(code));
-}
-
-/** Whether the server shut the connection down: admin or crash shutdown, not accepting. */
-function shutDown(error: unknown): boolean {
-  const { code, severity } = error as { code?: unknown; severity?: unknown };
-  return severity === "FATAL" && typeof code === "string" && /^57P0[123]$/.test(code);
 }

@@ -9,8 +9,9 @@ export { createDb, type Db, type DbOptions } from "./connect.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";
 export { createMigrator, isMigrated, migrateToLatest, migrations } from "./migrate.ts";
+export { createQueries, type Queries, type QueriesOptions, type ResultScope } from "./queries.ts";
+export { ReadError, type ReadErrorCode } from "./read_error.ts";
 export {
-  createQueries,
   type ExamHistogram,
   type ExamPage,
   type ExamResults,
@@ -21,19 +22,14 @@ export {
   type JsonText,
   type QuarantinedEvent,
   type QuarantinePage,
-  type Queries,
-  type QueriesOptions,
-  ReadError,
-  type ReadErrorCode,
-  type Result,
-  type ResultScope,
   type StudentPage,
   type StudentResults,
   type StudentSummary,
   type StudentTrend,
   type Totals,
   type Versioned,
-} from "./queries.ts";
+} from "./response_types.ts";
+export type { Result } from "./result.ts";
 export type { Database } from "./schema.ts";
 export {
   type ChangeListenerOptions,

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { applyScores, createDb, createQueries, ReadError } from "../../db/mod.ts";
-import { readErrorCode } from "../../db/queries.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 import { applyEvents, type ScoreEvent } from "../api/_fixture.ts";
 
@@ -127,20 +126,6 @@ for (const kind of databaseKinds) {
     );
   });
 }
-
-Deno.test("readErrorCode() maps Postgres and connection errors to timeout, unavailable or failed", () => {
-  const code = (c: string) => readErrorCode(Object.assign(new Error("x"), { code: c }));
-  assert.equal(code("57014"), "timeout");
-  for (
-    const c of ["08006", "08001", "53300", "57P01", "57P03", "ECONNREFUSED", "CONNECTION_CLOSED"]
-  ) {
-    assert.equal(code(c), "unavailable", c);
-  }
-  for (const c of ["42601", "22021", "XX000"]) assert.equal(code(c), "failed", c);
-  assert.equal(readErrorCode(new Error("driver has already been destroyed")), "unavailable");
-  assert.equal(readErrorCode(new Error("boom")), "failed");
-  assert.equal(readErrorCode("boom"), "failed");
-});
 
 Deno.test("a read from a database that cannot be reached fails with ReadError unavailable", async () => {
   const { db, close } = createDb({ url: "postgres://postgres@127.0.0.1:1/nothing" });

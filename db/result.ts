@@ -1,0 +1,6 @@
+/** One stored result. */
+export interface Result {
+  studentId: string;
+  exam: number;
+  score: number;
+}
