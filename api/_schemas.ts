@@ -1,11 +1,12 @@
 import { z } from "@hono/zod-openapi";
-import { EXCERPT_CHARS } from "../db/mod.ts";
+import {
+  CONTROL_CHARACTER,
+  EXCERPT_CHARS,
+  isTooLongStudentId,
+  MAX_EXAM,
+  MAX_STUDENT_ID_CHARS,
+} from "../db/mod.ts";
 import { INGEST_DESCRIPTIONS as INGEST } from "./ingest_stats.ts";
-
-/** The largest exam number: exams are int4 in the database. */
-export const MAX_EXAM = 2147483647;
-/** The longest studentId, in characters (code points). */
-export const MAX_STUDENT_ID = 128;
 
 /**
  * A decimal integer parameter: digits only (no sign, exponent, fraction or
@@ -21,18 +22,23 @@ function integerParam(min: number, max: number, meta: { description: string; def
     .openapi({ type: "integer", minimum: min, maximum: max, ...meta });
 }
 
-// Control characters (C0, DEL, C1) and lone surrogates cannot be in a
-// studentId: ingest rejects them, and Postgres text cannot hold NUL.
-// deno-lint-ignore no-control-regex
-const NOT_IN_ID = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u;
+// Control characters and lone surrogates cannot be in a stored studentId:
+// those are refused as malformed, what else ingest refuses is only not found.
+const isStudentIdLike = (s: string) =>
+  s.isWellFormed() && !CONTROL_CHARACTER.test(s) && !isTooLongStudentId(s);
 
 function studentIdParam(description: string) {
-  const message = `must be 1 to ${MAX_STUDENT_ID} characters with no control characters`;
+  const message = `must be 1 to ${MAX_STUDENT_ID_CHARS} characters with no control characters`;
   return z.string()
     .min(1, message)
-    .max(MAX_STUDENT_ID * 2, message)
-    .refine((s) => !NOT_IN_ID.test(s) && [...s].length <= MAX_STUDENT_ID, message)
-    .openapi({ minLength: 1, maxLength: MAX_STUDENT_ID, description, example: "Logan_Harber74" });
+    .max(MAX_STUDENT_ID_CHARS * 2, message)
+    .refine(isStudentIdLike, message)
+    .openapi({
+      minLength: 1,
+      maxLength: MAX_STUDENT_ID_CHARS,
+      description,
+      example: "Logan_Harber74",
+    });
 }
 
 export const examPath = z.object({
@@ -83,7 +89,7 @@ export const resultCursor = z.string()
     const studentId = text.slice(0, colon);
     const exam = text.slice(colon + 1);
     const valid = colon > 0 && /^[0-9]{1,10}$/.test(exam) && Number(exam) <= MAX_EXAM &&
-      !NOT_IN_ID.test(studentId) && [...studentId].length <= MAX_STUDENT_ID;
+      isStudentIdLike(studentId);
     if (!valid) {
       ctx.addIssue({ code: "custom", message: resultCursorMessage });
       return z.NEVER;

@@ -1,9 +1,11 @@
-/** One exam result as the feed sends it. */
-export interface Score {
-  exam: number;
-  studentId: string;
-  score: number;
-}
+import {
+  CONTROL_CHARACTER,
+  INVISIBLE_CHARACTER,
+  isTooLongStudentId,
+  MAX_EXAM,
+  MAX_STUDENT_ID_CHARS,
+  type Result,
+} from "../db/mod.ts";
 
 /** Why an event was quarantined: a stable code, and a message for people. */
 export interface Rejection {
@@ -18,21 +20,10 @@ export interface Rejection {
 }
 
 /** The outcome of validating one event's data. */
-export type Validated = { ok: true; score: Score } | { ok: false; rejection: Rejection };
+export type Validated = { ok: true; score: Result } | { ok: false; rejection: Rejection };
 
-const MAX_EXAM = 2147483647;
 // The relaxed parse is for hand-written events, far shorter than this.
 const MAX_RELAXED_CHARS = 16 * 1024;
-const MAX_STUDENT_ID_CHARS = 128;
-// C0 and C1 control characters, and DEL: matching them is the point.
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// Characters that make two ids look the same, or one look like another: the
-// bidirectional controls (Unicode's Bidi_Control: ALM, LRM, RLM, the embeddings,
-// overrides and isolates) and the invisible spaces and joiners that are not part
-// of writing (ZWSP, WORD JOINER, ZWNBSP/BOM). ZWJ and ZWNJ stay: emoji sequences
-// and Persian and Indic names need them.
-const INVISIBLE = /[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/;
 const EDGE_SPACE = /^\s|\s$/;
 
 /**
@@ -45,7 +36,7 @@ const EDGE_SPACE = /^\s|\s$/;
  * Nothing else (no hex, NaN, Infinity, single quotes, comments or trailing
  * commas). Data longer than 16 KiB gets the strict parse only. A studentId is
  * taken as it comes, never normalized, and refused when it has a control
- * character, a bidirectional control, an invisible space (see INVISIBLE), or
+ * character, a bidirectional control, an invisible space (see INVISIBLE_CHARACTER), or
  * white space at either end (so an id of white space only too).
  */
 export function validateScore(data: string): Validated {
@@ -100,12 +91,9 @@ function studentIdProblem(id: unknown): string | undefined {
   if (typeof id !== "string") return "not a string";
   if (id.length === 0) return "empty";
   if (!id.isWellFormed()) return "not well-formed Unicode";
-  // Code points, not UTF-16 units; only long strings need the slower count.
-  if (id.length > MAX_STUDENT_ID_CHARS && [...id].length > MAX_STUDENT_ID_CHARS) {
-    return `longer than ${MAX_STUDENT_ID_CHARS} characters`;
-  }
-  if (CONTROL.test(id)) return "contains a control character";
-  if (INVISIBLE.test(id)) return "contains a bidirectional control or an invisible space";
+  if (isTooLongStudentId(id)) return `longer than ${MAX_STUDENT_ID_CHARS} characters`;
+  if (CONTROL_CHARACTER.test(id)) return "contains a control character";
+  if (INVISIBLE_CHARACTER.test(id)) return "contains a bidirectional control or an invisible space";
   if (EDGE_SPACE.test(id)) return "begins or ends with white space";
   return undefined;
 }
