@@ -1,6 +1,12 @@
 import type { Kysely } from "kysely";
 import { parseArgs } from "node:util";
-import { createApi, createChangeFeed, type LastError, serveHttp } from "./api/mod.ts";
+import {
+  createApi,
+  createChangeFeed,
+  createReadCache,
+  type LastError,
+  serveHttp,
+} from "./api/mod.ts";
 import {
   createDb,
   createQueries,
@@ -181,6 +187,7 @@ async function main(config: Config) {
     },
   });
 
+  const readCache = createReadCache({ changes });
   const api = createApi({
     queries: createQueries(reader.db),
     stats,
@@ -195,7 +202,7 @@ async function main(config: Config) {
     lastErrors: () => lastErrors,
     log,
     corsOrigin: config.corsOrigin,
-    changes,
+    readCache,
   });
   const server = serveHttp(
     {
@@ -217,7 +224,8 @@ async function main(config: Config) {
         });
       },
     },
-    api.fetch,
+    // A cached page is answered before the app routes the request.
+    readCache.inFrontOf(api),
     { signal: shutdown.signal, log },
   );
 

@@ -56,6 +56,9 @@ export const studentPath = z.object({
 
 export const examStudentPath = examPath.extend(studentPath.shape);
 
+/** Results per page of a list of results when `limit` is not given. */
+export const PAGE_LIMIT = 1000;
+
 /** The query of a route that takes no parameters: any parameter is refused. */
 export const noQuery = z.strictObject({});
 

@@ -7,9 +7,7 @@ import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
 import { timeout } from "hono/timeout";
 import { type Queries, ReadError, type ReadErrorCode } from "../db/mod.ts";
-import { type AnsweredRequest, createCachedAnswers } from "./_cached_answers.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
-import type { ChangeFeed } from "./change_feed.ts";
 import { docsRoutes } from "./docs.ts";
 import { examRoutes } from "./exams.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
@@ -17,8 +15,8 @@ import { createHttpMetrics } from "./metrics.ts";
 import { type LastErrors, operationRoutes } from "./operations.ts";
 import { problem } from "./problem.ts";
 import { quarantineRoutes } from "./quarantine.ts";
+import { type AnsweredRequest, createReadCache, type ReadCache } from "./read_cache/mod.ts";
 import { resultRoutes } from "./results.ts";
-import { createResponseCache } from "./response_cache.ts";
 import { studentRoutes } from "./students.ts";
 
 /** One structured log line; the caller decides where it goes. */
@@ -52,18 +50,11 @@ export interface ApiOptions {
   /** How long /stats reuses its counts. */
   statsCacheMs?: number;
   /**
-   * Characters of student and exam bodies kept for reuse while their version
-   * holds (0 turns it off; default 16 Mi, at most 32 MiB of the main heap,
-   * which the start task caps at 96 MiB). Each reuse reads the version from
-   * the database, unless `changes` is given.
+   * The read cache that main.ts puts in front of the app (`inFrontOf`); the
+   * student and exam routes keep their pages in it. Default: one of its own,
+   * without a change feed.
    */
-  responseCacheChars?: number;
-  /**
-   * Reports every change to the database as it commits; only give it when all
-   * writes go through it. Cached student and exam bodies are then sent without
-   * asking the database until a change to them is reported.
-   */
-  changes?: ChangeFeed;
+  readCache?: ReadCache;
 }
 
 /**
@@ -82,8 +73,7 @@ export function createApi({
   readyTimeoutMs = 2_000,
   maxUrlLength = 4096,
   statsCacheMs = 1_000,
-  responseCacheChars = 16 << 20,
-  changes,
+  readCache = createReadCache(),
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();
   const app = createRouter();
@@ -154,7 +144,7 @@ export function createApi({
     await next();
   });
 
-  const cache = createResponseCache({ maxChars: responseCacheChars, changes });
+  const cache = readCache.pages;
   app.route("/", studentRoutes({ queries, cache }));
   app.route("/", examRoutes({ queries, cache }));
   app.route("/", resultRoutes({ queries }));
@@ -176,15 +166,7 @@ export function createApi({
   app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
 
   // With CORS on, answers depend on the Origin: those stay with the router.
-  if (!corsOrigin) {
-    const answerFromCache = createCachedAnswers({
-      cache,
-      headers,
-      onAnswered: (answered) => recordRequest({ method: "GET", ...answered }),
-    });
-    const route = app.fetch;
-    app.fetch = (request, ...rest) => answerFromCache(request) ?? route(request, ...rest);
-  }
+  if (!corsOrigin) readCache.answerAs({ headers, onAnswered: recordRequest });
 
   app.notFound((c) => {
     // Every route is a GET (and so a HEAD): a path one of them matches is known.

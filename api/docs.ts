@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
+import { etagMatches } from "./_etag.ts";
 import { createRouter, noQueryParameters } from "./_router.ts";
 import { noQuery } from "./_schemas.ts";
 
@@ -116,7 +117,7 @@ function staticBody(type: string, build: () => string, { csp }: { csp?: string }
       ...(csp ? { "Content-Security-Policy": csp, ...PAGE_HEADERS } : {}),
     };
     const ifNoneMatch = c.req.header("If-None-Match");
-    if (ifNoneMatch?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag)) {
+    if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) {
       return c.body(null, 304, headers);
     }
     return c.body(bytes, 200, {

@@ -1,18 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
-import type { ResponseCache } from "./response_cache.ts";
-import { PAGE_LIMIT } from "./_page_key.ts";
+import { type PageCache, versioned } from "./read_cache/mod.ts";
+
 import { exportFormat, exportResults } from "./_export.ts";
-import {
-  createRouter,
-  jsonText,
-  ok,
-  okOrExport,
-  problemResponse,
-  VARY_EXPORT,
-  versioned,
-} from "./_router.ts";
+import { createRouter, jsonText, ok, okOrExport, problemResponse, VARY_EXPORT } from "./_router.ts";
 import {
   examCursor,
   ExamHistogram,
@@ -24,6 +16,7 @@ import {
   ExamTop,
   histogramQuery,
   noQuery,
+  PAGE_LIMIT,
   pageQuery,
   studentCursor,
   topQuery,
@@ -35,7 +28,7 @@ const NO_EXAM = "No exam has this number";
 const noSuchExam = () => new HTTPException(404, { message: NO_EXAM });
 
 /** `/exams`, `/exams/{exam}` and what else is asked of one exam. */
-export function examRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
+export function examRoutes({ queries, cache }: { queries: Queries; cache: PageCache }) {
   return createRouter()
     .openapi(
       createRoute({

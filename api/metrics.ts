@@ -1,6 +1,6 @@
 import { createHistogram, type Histogram, observe } from "../histogram.ts";
 import { INGEST_DESCRIPTIONS, type IngestSnapshot } from "./ingest_stats.ts";
-import type { AnswerSource } from "./response_cache.ts";
+import type { AnswerSource } from "./read_cache/mod.ts";
 
 /** Upper bounds of the HTTP request duration histogram, in seconds. */
 export const HTTP_DURATION_BUCKETS = [

@@ -10,7 +10,7 @@ import {
   renderIngestMetrics,
   renderProcessMetrics,
 } from "./metrics.ts";
-import type { AnswerSource } from "./response_cache.ts";
+import type { AnswerSource } from "./read_cache/mod.ts";
 
 const NO_STORE = { "Cache-Control": "no-store" };
 const RETRY = { "Retry-After": "1" };

@@ -1,9 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Queries, Result } from "../db/mod.ts";
 import { exportFormat, exportResults } from "./_export.ts";
-import { PAGE_LIMIT } from "./_page_key.ts";
 import { createRouter, okOrExport, problemResponse, VARY_EXPORT } from "./_router.ts";
-import { pageQuery, resultCursor, ResultPage } from "./_schemas.ts";
+import { PAGE_LIMIT, pageQuery, resultCursor, ResultPage } from "./_schemas.ts";
 
 /** `/results`: every stored result, by page or as one stream. */
 export function resultRoutes({ queries }: { queries: Queries }) {

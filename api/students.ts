@@ -1,20 +1,13 @@
 import { createRoute } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Queries } from "../db/mod.ts";
-import type { ResponseCache } from "./response_cache.ts";
-import { PAGE_LIMIT } from "./_page_key.ts";
+import { type PageCache, versioned } from "./read_cache/mod.ts";
+
 import { exportFormat, exportResults } from "./_export.ts";
-import {
-  createRouter,
-  jsonText,
-  ok,
-  okOrExport,
-  problemResponse,
-  VARY_EXPORT,
-  versioned,
-} from "./_router.ts";
+import { createRouter, jsonText, ok, okOrExport, problemResponse, VARY_EXPORT } from "./_router.ts";
 import {
   examCursor,
+  PAGE_LIMIT,
   pageQuery,
   studentCursor,
   StudentPage,
@@ -29,7 +22,7 @@ const unknownStudent = problemResponse("No such student.");
 const NO_STUDENT = "No student has this studentId";
 
 /** `/students`, `/students/{studentId}` and what else is asked of one student. */
-export function studentRoutes({ queries, cache }: { queries: Queries; cache: ResponseCache }) {
+export function studentRoutes({ queries, cache }: { queries: Queries; cache: PageCache }) {
   return createRouter()
     .openapi(
       createRoute({

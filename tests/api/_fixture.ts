@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { type ApiOptions, createApi, type LogEntry } from "../../api/mod.ts";
+import { type ApiOptions, createApi, type LogEntry, type ReadCache } from "../../api/mod.ts";
 import { applyScores, createQueries, type Database, isMigrated } from "../../db/mod.ts";
 import { createTestDatabase, type TestDatabase, type TestDatabaseKind } from "../_db.ts";
 
@@ -111,6 +111,16 @@ export async function applyEvents(
       }, []);
     }
   }
+}
+
+/**
+ * `app` behind `readCache`, as main.ts serves it: `request()` takes a path,
+ * like Hono's `app.request()`.
+ */
+export function behindReadCache(readCache: ReadCache, app: ReturnType<typeof createApi>) {
+  const fetch = readCache.inFrontOf(app);
+  return (path: string, init?: RequestInit) =>
+    Promise.resolve(fetch(new Request(new URL(path, "http://localhost"), init)));
 }
 
 /** A seeded database and an API over it; disposing it drops the database. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { createApi, createChangeFeed } from "../../api/mod.ts";
+import { createApi, createChangeFeed, createReadCache } from "../../api/mod.ts";
 import { createQueries, isMigrated } from "../../db/mod.ts";
 import { databaseKinds } from "../_db.ts";
-import { compareUtf8, createApiFixture, seg } from "./_fixture.ts";
+import { behindReadCache, compareUtf8, createApiFixture, seg } from "./_fixture.ts";
 
 type Row = { studentId: string; exam: number; score: number };
 
@@ -108,18 +108,20 @@ for (const kind of databaseKinds) {
 
   Deno.test(`[${kind}] a cached JSON page is not the answer to a request for CSV`, async () => {
     await using fx = await createApiFixture(kind);
+    const readCache = createReadCache({ changes: createChangeFeed() });
     const app = createApi({
       queries: createQueries(fx.database.db),
       ready: () => isMigrated(fx.database.db),
-      changes: createChangeFeed(),
+      readCache,
     });
-    const json = await app.request("/students/a");
+    const request = behindReadCache(readCache, app);
+    const json = await request("/students/a");
     assert.match(json.headers.get("content-type")!, /json/);
     await json.body?.cancel();
-    const again = await app.request("/students/a");
+    const again = await request("/students/a");
     assert.match(again.headers.get("vary")!, /(^|, )Accept(,|$)/);
     await again.body?.cancel();
-    const csv = await app.request("/students/a", { headers: { Accept: "text/csv" } });
+    const csv = await request("/students/a", { headers: { Accept: "text/csv" } });
     assert.match(csv.headers.get("content-type")!, /^text\/csv/);
     assert.equal(parseCsv(await csv.text()).length, fx.scores.get("a")!.size);
   });

@@ -1,10 +1,10 @@
-import type { Versioned } from "../db/mod.ts";
+import type { Versioned } from "../../db/mod.ts";
 import type { ChangeFeed } from "./change_feed.ts";
 
 /** What a cached body depends on: `student:<id>` or `exam:<n>`. */
 export type Dependency = `student:${string}` | `exam:${number}`;
 
-/** What answering a page took: see `ResponseCache.answered`. */
+/** What answering a page took: see `PageCache.answered`. */
 export type AnswerSource = "memory" | "version" | "read";
 
 /** A cached body and whether it may be sent without asking the database. */
@@ -21,7 +21,7 @@ export interface CacheHit<T> {
  * one, an entry read while its dependency did not change is `current` until
  * the feed reports a change to it.
  */
-export interface ResponseCache {
+export interface PageCache {
   get<T>(key: string, dependency: Dependency): CacheHit<T> | undefined;
   /**
    * Pages answered, by what they cost: nothing but memory, a version lookup,
@@ -51,14 +51,14 @@ interface Entry {
   generation: number;
 }
 
-export function createResponseCache(
+export function createPageCache(
   { maxChars, changes, maxTracked = 100_000 }: {
     maxChars: number;
     changes?: ChangeFeed;
     /** Dependencies whose last change is remembered; past it, all count as changed. */
     maxTracked?: number;
   },
-): ResponseCache {
+): PageCache {
   const entries = new Map<string, Entry>();
   let size = 0;
   const cost = (key: string, value: Versioned<unknown>) => key.length + value.body.length;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { createApi, createChangeFeed } from "../../api/mod.ts";
-import { createQueries, isMigrated, type Queries } from "../../db/mod.ts";
-import { databaseKinds } from "../_db.ts";
-import { applyEvents, createApiFixture } from "./_fixture.ts";
+import { createApi, createChangeFeed, createReadCache } from "../../../api/mod.ts";
+import { createQueries, isMigrated, type Queries } from "../../../db/mod.ts";
+import { databaseKinds } from "../../_db.ts";
+import { applyEvents, behindReadCache, createApiFixture } from "../_fixture.ts";
 
 /** Queries that record each call and can run `during` between a read and its answer. */
 function observedQueries(inner: Queries) {
@@ -28,25 +28,27 @@ async function fedApi(kind: (typeof databaseKinds)[number]) {
   const fixture = await createApiFixture(kind);
   const { queries, calls, hooks } = observedQueries(createQueries(fixture.database.db));
   const changes = createChangeFeed();
-  const app = createApi({ queries, ready: () => isMigrated(fixture.database.db), changes });
+  const readCache = createReadCache({ changes });
+  const app = createApi({ queries, ready: () => isMigrated(fixture.database.db), readCache });
+  const request = behindReadCache(readCache, app);
   const get = async (path: string) => {
-    const res = await app.request(path);
+    const res = await request(path);
     assert.equal(res.status, 200, path);
     return { etag: res.headers.get("ETag"), body: await res.json() };
   };
-  return { fixture, app, calls, hooks, changes, get };
+  return { fixture, request, calls, hooks, changes, get };
 }
 
 for (const kind of databaseKinds) {
   Deno.test(`[${kind}] a change feed lets GET /students/{studentId} and /exams/{exam} answer from memory`, async () => {
-    const { fixture, app, calls, get } = await fedApi(kind);
+    const { fixture, request, calls, get } = await fedApi(kind);
     await using _ = fixture;
     const student = await get("/students/a");
     const exam = await get("/exams/7");
     calls.length = 0;
     assert.deepEqual(await get("/students/a"), student);
     assert.deepEqual(await get("/exams/7"), exam);
-    const notModified = await app.request("/students/a", {
+    const notModified = await request("/students/a", {
       headers: { "If-None-Match": student.etag! },
     });
     assert.equal(notModified.status, 304);
@@ -92,20 +94,22 @@ for (const kind of databaseKinds) {
     await using _ = fixture;
     const { queries, calls } = observedQueries(createQueries(fixture.database.db));
     const logs: Record<string, unknown>[] = [];
+    const readCache = createReadCache({ changes: createChangeFeed() });
     const app = createApi({
       queries,
       ready: () => isMigrated(fixture.database.db),
-      changes: createChangeFeed(),
+      readCache,
       log: (entry) => logs.push(entry),
     });
+    const request = behindReadCache(readCache, app);
     const comparable = (res: Response) =>
       [...res.headers].filter(([name]) => name !== "x-request-id" && name !== "date");
     for (const path of ["/students/a", "/exams/7", "/students/a?limit=1", "/exams/7?after=b"]) {
-      const routed = await app.request(path);
+      const routed = await request(path);
       const routedBody = await routed.text();
       calls.length = 0;
       logs.length = 0;
-      const cached = await app.request(path, { headers: { "X-Request-Id": "client-id-1" } });
+      const cached = await request(path, { headers: { "X-Request-Id": "client-id-1" } });
       assert.deepEqual(calls, [], `${path}: no query`);
       assert.equal(cached.status, 200);
       assert.equal(await cached.text(), routedBody, path);
@@ -120,7 +124,7 @@ for (const kind of databaseKinds) {
         path.startsWith("/students") ? "/students/{studentId}" : "/exams/{exam}",
       );
 
-      const notModified = await app.request(path, {
+      const notModified = await request(path, {
         headers: { "If-None-Match": routed.headers.get("ETag")! },
       });
       assert.equal(notModified.status, 304);
@@ -128,7 +132,7 @@ for (const kind of databaseKinds) {
       assert.equal(await notModified.text(), "");
       assert.match(notModified.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
     }
-    const metrics = await (await app.request("/metrics")).text();
+    const metrics = await (await request("/metrics")).text();
     assert.match(metrics, /^scorestream_http_page_answers_total\{source="memory"\} 8$/m);
     assert.match(
       metrics,
@@ -136,10 +140,10 @@ for (const kind of databaseKinds) {
     );
 
     // Asked for compression, a HEAD, or a key never routed: the router answers.
-    const accepting = await app.request("/students/a", { headers: { "Accept-Encoding": "gzip" } });
+    const accepting = await request("/students/a", { headers: { "Accept-Encoding": "gzip" } });
     assert.equal(accepting.status, 200);
     assert.equal((await accepting.json()).studentId, "a");
-    assert.equal((await app.request("/students/a", { method: "HEAD" })).status, 200);
-    assert.equal((await app.request("/students/zz-unknown")).status, 404);
+    assert.equal((await request("/students/a", { method: "HEAD" })).status, 200);
+    assert.equal((await request("/students/zz-unknown")).status, 404);
   });
 }

@@ -1,10 +1,8 @@
-import type { Dependency } from "./response_cache.ts";
-
-/** Results per page of a student's or an exam's page when `limit` is not given. */
-export const PAGE_LIMIT = 1000;
+import { PAGE_LIMIT } from "../_schemas.ts";
+import type { Dependency } from "./page_cache.ts";
 
 /**
- * The response cache's key of a student's or an exam's page: made of the
+ * The page cache's key of a student's or an exam's page: made of the
  * validated values of the parameters the route takes, never of the URL's
  * text, so that `?limit=05&after=x`, `?after=x&limit=5` and any other spelling
  * of one page share one entry. A newline cannot be in a studentId.

@@ -1,6 +1,8 @@
-import { pageKeyOf } from "./_page_key.ts";
-import { etagMatches, headersOf, jsonBodyHeaders, VARY_EXPORT } from "./_router.ts";
-import type { Dependency, ResponseCache } from "./response_cache.ts";
+import { etagMatches } from "../_etag.ts";
+import { jsonBodyHeaders, VARY_EXPORT } from "../_router.ts";
+import type { Dependency, PageCache } from "./page_cache.ts";
+import { pageKeyOf } from "./page_key.ts";
+import { headersOf } from "./versioned.ts";
 
 /** What a request answered from the cache reports, as the routed ones do. */
 export interface AnsweredRequest {
@@ -22,7 +24,7 @@ const NOT_JSON = /csv|ndjson|text\/\*/i;
 const REQUEST_ID = /^[\w\-=]{1,255}$/;
 
 /**
- * Answers a GET of a student's or an exam's page from the response cache
+ * Answers a GET of a student's or an exam's page from the page cache
  * without routing it, when the cache holds a `current` body for the page its
  * URL asks for (see `pageKeyOf()`): that body was the answer to a request for
  * the same page, which the router matched and validated then, and nothing it
@@ -33,8 +35,8 @@ const REQUEST_ID = /^[\w\-=]{1,255}$/;
  * router. Routing, validation and the middleware chain cost ~20 µs of a
  * ~55 µs hot request in Deno.serve.
  */
-export function createCachedAnswers({ cache, headers, onAnswered }: {
-  cache: ResponseCache;
+export function answerFromCache({ cache, headers, onAnswered }: {
+  cache: PageCache;
   /** The headers every JSON response carries. */
   headers: Record<string, string>;
   onAnswered: (answered: AnsweredRequest) => void;

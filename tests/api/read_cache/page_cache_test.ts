@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createChangeFeed } from "../../api/change_feed.ts";
-import { createResponseCache } from "../../api/response_cache.ts";
-import type { JsonText, Versioned } from "../../db/mod.ts";
+import { createChangeFeed } from "../../../api/read_cache/change_feed.ts";
+import { createPageCache } from "../../../api/read_cache/page_cache.ts";
+import type { JsonText, Versioned } from "../../../db/mod.ts";
 
 const entry = (body: string, version = "1"): Versioned<unknown> => ({
   body: body as JsonText<unknown>,
@@ -9,8 +9,8 @@ const entry = (body: string, version = "1"): Versioned<unknown> => ({
 });
 const D = "student:a";
 
-Deno.test("createResponseCache() keeps entries up to its size and drops the least recently used", () => {
-  const cache = createResponseCache({ maxChars: 25 });
+Deno.test("createPageCache() keeps entries up to its size and drops the least recently used", () => {
+  const cache = createPageCache({ maxChars: 25 });
   cache.set("/a", entry("x".repeat(8)), D, 0);
   cache.set("/b", entry("y".repeat(8)), D, 0);
   assert.equal(cache.get("/a", D)?.value.body, "x".repeat(8));
@@ -20,22 +20,22 @@ Deno.test("createResponseCache() keeps entries up to its size and drops the leas
   assert.ok(cache.get("/c", D));
 });
 
-Deno.test("createResponseCache() replaces an entry in place and never keeps one larger than its size", () => {
-  const cache = createResponseCache({ maxChars: 20 });
+Deno.test("createPageCache() replaces an entry in place and never keeps one larger than its size", () => {
+  const cache = createPageCache({ maxChars: 20 });
   cache.set("/a", entry("old", "1"), D, 0);
   cache.set("/a", entry("new", "2"), D, 0);
   assert.deepEqual(cache.get("/a", D)?.value, entry("new", "2"));
   cache.set("/big", entry("b".repeat(50)), D, 0);
   assert.equal(cache.get("/big", D), undefined);
   assert.ok(cache.get("/a", D));
-  const off = createResponseCache({ maxChars: 0 });
+  const off = createPageCache({ maxChars: 0 });
   off.set("/a", entry("x"), D, 0);
   assert.equal(off.get("/a", D), undefined);
 });
 
-Deno.test("createResponseCache() trusts an entry only with a change feed and until its dependency changes", () => {
+Deno.test("createPageCache() trusts an entry only with a change feed and until its dependency changes", () => {
   const changes = createChangeFeed();
-  const cache = createResponseCache({ maxChars: 100, changes });
+  const cache = createPageCache({ maxChars: 100, changes });
   cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   cache.set("/exams/1", entry("y"), "exam:1", cache.generation("exam:1"));
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
@@ -45,14 +45,14 @@ Deno.test("createResponseCache() trusts an entry only with a change feed and unt
   changes.publish({ students: ["a"], exams: [] });
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
 
-  const unfed = createResponseCache({ maxChars: 100 });
+  const unfed = createPageCache({ maxChars: 100 });
   unfed.set("/students/a", entry("x"), "student:a", unfed.generation("student:a"));
   assert.equal(unfed.get("/students/a", "student:a")?.current, false);
 });
 
-Deno.test("createResponseCache() does not trust a body read while its dependency changed", () => {
+Deno.test("createPageCache() does not trust a body read while its dependency changed", () => {
   const changes = createChangeFeed();
-  const cache = createResponseCache({ maxChars: 100, changes, maxTracked: 2 });
+  const cache = createPageCache({ maxChars: 100, changes, maxTracked: 2 });
   const before = cache.generation("student:a");
   changes.publish({ students: ["a"], exams: [] });
   cache.set("/students/a", entry("x"), "student:a", before);
@@ -66,9 +66,9 @@ Deno.test("createResponseCache() does not trust a body read while its dependency
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
 });
 
-Deno.test("createResponseCache() stops trusting every entry when everything may have changed", () => {
+Deno.test("createPageCache() stops trusting every entry when everything may have changed", () => {
   const changes = createChangeFeed();
-  const cache = createResponseCache({ maxChars: 100, changes });
+  const cache = createPageCache({ maxChars: 100, changes });
   const before = cache.generation("exam:1");
   cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   changes.publish("everything");
@@ -80,9 +80,9 @@ Deno.test("createResponseCache() stops trusting every entry when everything may 
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
 });
 
-Deno.test("createResponseCache() trusts nothing while its change feed is not live", () => {
+Deno.test("createPageCache() trusts nothing while its change feed is not live", () => {
   const changes = createChangeFeed({ live: false });
-  const cache = createResponseCache({ maxChars: 100, changes });
+  const cache = createPageCache({ maxChars: 100, changes });
   cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
   // Read while changes went unreported: not trusted once live either.

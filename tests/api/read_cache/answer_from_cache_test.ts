@@ -1,19 +1,22 @@
 import assert from "node:assert/strict";
-import { type AnsweredRequest, createCachedAnswers } from "../../api/_cached_answers.ts";
-import { pageKey } from "../../api/_page_key.ts";
-import { createChangeFeed } from "../../api/change_feed.ts";
 import {
-  createResponseCache,
+  type AnsweredRequest,
+  answerFromCache,
+} from "../../../api/read_cache/answer_from_cache.ts";
+import { createChangeFeed } from "../../../api/read_cache/change_feed.ts";
+import {
+  createPageCache,
   type Dependency,
-  type ResponseCache,
-} from "../../api/response_cache.ts";
-import type { JsonText } from "../../db/mod.ts";
+  type PageCache,
+} from "../../../api/read_cache/page_cache.ts";
+import { pageKey } from "../../../api/read_cache/page_key.ts";
+import type { JsonText } from "../../../db/mod.ts";
 
 function setup() {
   const changes = createChangeFeed();
-  const cache = createResponseCache({ maxChars: 1 << 20, changes });
+  const cache = createPageCache({ maxChars: 1 << 20, changes });
   const answered: AnsweredRequest[] = [];
-  const answer = createCachedAnswers({
+  const answer = answerFromCache({
     cache,
     headers: { "X-Content-Type-Options": "nosniff" },
     onAnswered: (a) => answered.push(a),
@@ -24,7 +27,7 @@ function setup() {
 
 /** Caches `body` as read now, so that it is current. */
 function store(
-  cache: ResponseCache,
+  cache: PageCache,
   key: string,
   dependency: Dependency,
   body: string,
@@ -41,7 +44,7 @@ function store(
 const get = (path: string, headers: Record<string, string> = {}) =>
   new Request(`http://localhost${path}`, { headers });
 
-Deno.test("createCachedAnswers() answers a GET of a current cached URL, and counts and reports it", async () => {
+Deno.test("answerFromCache() answers a GET of a current cached URL, and counts and reports it", async () => {
   const { cache, answered, answer } = setup();
   const res = answer(get("/students/a?limit=1"))!;
   assert.equal(res.status, 200);
@@ -58,7 +61,7 @@ Deno.test("createCachedAnswers() answers a GET of a current cached URL, and coun
   assert.equal(notModified.status, 304);
 });
 
-Deno.test("createCachedAnswers() leaves to the router other methods, other URLs, compression and changed pages", () => {
+Deno.test("answerFromCache() leaves to the router other methods, other URLs, compression and changed pages", () => {
   const { changes, answer } = setup();
   assert.equal(
     answer(new Request("http://localhost/students/a?limit=1", { method: "HEAD" })),
@@ -70,7 +73,7 @@ Deno.test("createCachedAnswers() leaves to the router other methods, other URLs,
   assert.equal(answer(get("/students/a?limit=1")), undefined);
 });
 
-Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces any other", () => {
+Deno.test("answerFromCache() echoes a well-formed X-Request-Id and replaces any other", () => {
   const { answer } = setup();
   const echoed = answer(get("/students/a?limit=1", { "X-Request-Id": "abc-123" }))!;
   assert.equal(echoed.headers.get("X-Request-Id"), "abc-123");
@@ -78,7 +81,7 @@ Deno.test("createCachedAnswers() echoes a well-formed X-Request-Id and replaces 
   assert.match(replaced.headers.get("X-Request-Id")!, /^[0-9a-f-]{36}$/);
 });
 
-Deno.test("createCachedAnswers() logs the path decoded, as the router does", () => {
+Deno.test("answerFromCache() logs the path decoded, as the router does", () => {
   const { cache, answered, answer } = setup();
   store(cache, pageKey("student:a b", {}), "student:a b", "{}", "1");
   assert.equal(answer(get("/students/a%20b"))?.status, 200);
