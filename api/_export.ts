@@ -38,15 +38,17 @@ const BUSY_TRIES = 50;
 export async function exportResults(
   c: Context,
   format: ExportFormat,
-  { read, limit = Infinity, missing }: {
+  { read, limit: pageLimit, missing }: {
     /** The next results after `last` (undefined: from the start), at most `n`. */
     read: (last: Result | undefined, n: number) => Promise<Result[]>;
-    /** At most this many results. */
-    limit?: number;
+    /** The validated `limit`: at most this many results, when the request gives it. */
+    limit: number;
     /** Asked when there are no results at all: the detail of a 404, or undefined. */
     missing?: () => Promise<string | undefined>;
   },
 ): Promise<Response> {
+  // The page's default limit is no limit of an export.
+  const limit = c.req.query("limit") === undefined ? Infinity : pageLimit;
   const size = () => Math.min(BATCH, limit - sent);
   let sent = 0;
   let requested = size();

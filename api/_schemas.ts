@@ -13,13 +13,18 @@ import { INGEST_DESCRIPTIONS as INGEST } from "./ingest_stats.ts";
  * spaces), so that "1.5", "1e3", "-1" and " 1" are malformed rather than
  * coerced into something else.
  */
-function integerParam(min: number, max: number, meta: { description: string; default?: number }) {
+function integerParam(min: number, max: number, meta: { description: string }) {
   const message = `must be an integer from ${min} to ${max}`;
   return z.string()
     .regex(/^[0-9]{1,10}$/, message)
     .transform(Number)
     .refine((n) => n >= min && n <= max, message)
     .openapi({ type: "integer", minimum: min, maximum: max, ...meta });
+}
+
+/** `param`, taking `value` when absent: one default, for the handler and the document. */
+function withDefault<S extends z.ZodType>(param: S, value: z.util.NoUndefined<z.output<S>>) {
+  return param.default(value).openapi({ default: value });
 }
 
 // Control characters and lone surrogates cannot be in a stored studentId:
@@ -68,10 +73,10 @@ export function pageQuery<A extends z.ZodType>(
   { defaultLimit, maxLimit }: { defaultLimit: number; maxLimit: number },
 ) {
   return z.strictObject({
-    limit: integerParam(1, maxLimit, {
-      description: `Page size, at most ${maxLimit}.`,
-      default: defaultLimit,
-    }).optional(),
+    limit: withDefault(
+      integerParam(1, maxLimit, { description: `Page size, at most ${maxLimit}.` }),
+      defaultLimit,
+    ),
     after: after.optional(),
   });
 }
@@ -106,20 +111,18 @@ export const resultCursor = z.string()
   });
 
 export const histogramQuery = z.strictObject({
-  bins: integerParam(1, 100, {
-    description: "Number of equal-width bins over [0, 1].",
-    default: 10,
-  })
-    .optional(),
+  bins: withDefault(
+    integerParam(1, 100, { description: "Number of equal-width bins over [0, 1]." }),
+    10,
+  ),
 });
 
 export const topQuery = z.strictObject({
-  n: integerParam(1, 100, { description: "How many results.", default: 10 }).optional(),
+  n: withDefault(integerParam(1, 100, { description: "How many results." }), 10),
 });
 
 export const trendQuery = z.strictObject({
-  last: integerParam(2, 100, { description: "How many of the latest exams.", default: 10 })
-    .optional(),
+  last: withDefault(integerParam(2, 100, { description: "How many of the latest exams." }), 10),
 });
 
 const studentId = z.string().openapi({ example: "Logan_Harber74" });

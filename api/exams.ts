@@ -41,7 +41,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: PageCa
         responses: { 200: ok(ExamPage, "One page of exams."), 400: badRequest },
       }),
       async (c) => {
-        const { after, limit = 100 } = c.req.valid("query");
+        const { after, limit } = c.req.valid("query");
         return jsonText(c, await queries.exams({ after, limit }));
       },
     )
@@ -82,9 +82,9 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: PageCa
         }
         return versioned(c, cache, {
           dependency: `exam:${exam}`,
-          page: { after, limit: limit ?? PAGE_LIMIT },
+          page: { after, limit },
           version: () => queries.examVersion(exam),
-          read: () => queries.exam(exam, { after, limit: limit ?? PAGE_LIMIT }),
+          read: () => queries.exam(exam, { after, limit }),
           missing: NO_EXAM,
         });
       },
@@ -104,7 +104,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: PageCa
       }),
       async (c) => {
         const { exam } = c.req.valid("param");
-        const { bins = 10 } = c.req.valid("query");
+        const { bins } = c.req.valid("query");
         const body = await queries.examHistogram(exam, bins);
         if (!body) throw noSuchExam();
         return jsonText(c, body);
@@ -125,7 +125,7 @@ export function examRoutes({ queries, cache }: { queries: Queries; cache: PageCa
       }),
       async (c) => {
         const { exam } = c.req.valid("param");
-        const { n = 10 } = c.req.valid("query");
+        const { n } = c.req.valid("query");
         const body = await queries.examTop(exam, n);
         if (!body) throw noSuchExam();
         return jsonText(c, body);

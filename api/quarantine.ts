@@ -21,7 +21,7 @@ export function quarantineRoutes({ queries }: { queries: Queries }) {
       },
     }),
     async (c) => {
-      const { after, limit = 100 } = c.req.valid("query");
+      const { after, limit } = c.req.valid("query");
       return jsonText(c, await queries.quarantine({ after, limit }));
     },
   );

@@ -29,10 +29,9 @@ export function resultRoutes({ queries }: { queries: Queries }) {
         queries.results({ of: "all", after: last ?? after }, n);
       const format = exportFormat(c);
       if (format) return exportResults(c, format, { read, limit });
-      const size = limit ?? PAGE_LIMIT;
-      const rows = await read(undefined, size + 1);
-      const page = rows.slice(0, size);
-      const last = rows.length > size ? page.at(-1)! : undefined;
+      const rows = await read(undefined, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = rows.length > limit ? page.at(-1)! : undefined;
       return c.json({
         results: page,
         next: last ? `${last.studentId}:${last.exam}` : null,

@@ -36,7 +36,7 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Pag
         responses: { 200: ok(StudentPage, "One page of students."), 400: badRequest },
       }),
       async (c) => {
-        const { after, limit = 100 } = c.req.valid("query");
+        const { after, limit } = c.req.valid("query");
         return jsonText(c, await queries.students({ after, limit }));
       },
     )
@@ -78,9 +78,9 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Pag
         }
         return versioned(c, cache, {
           dependency: `student:${studentId}`,
-          page: { after, limit: limit ?? PAGE_LIMIT },
+          page: { after, limit },
           version: () => queries.studentVersion(studentId),
-          read: () => queries.student(studentId, { after, limit: limit ?? PAGE_LIMIT }),
+          read: () => queries.student(studentId, { after, limit }),
           missing: NO_STUDENT,
         });
       },
@@ -103,7 +103,7 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Pag
       }),
       async (c) => {
         const { studentId } = c.req.valid("param");
-        const { last = 10 } = c.req.valid("query");
+        const { last } = c.req.valid("query");
         const body = await queries.studentTrend(studentId, last);
         if (!body) throw new HTTPException(404, { message: NO_STUDENT });
         return jsonText(c, body);
