@@ -29,14 +29,7 @@ export {
   type Totals,
   type Versioned,
 } from "./response_types.ts";
-export {
-  CONTROL_CHARACTER,
-  INVISIBLE_CHARACTER,
-  isTooLongStudentId,
-  MAX_EXAM,
-  MAX_STUDENT_ID_CHARS,
-  type Result,
-} from "./result.ts";
+export * from "./result.ts";
 export type { Database } from "./schema.ts";
 export {
   type ChangeListenerOptions,
