@@ -11,6 +11,7 @@ import {
   createDb,
   createQueries,
   type Database,
+  dataDir,
   describeError,
   type EmbeddedPostgres,
   isMigrated,
@@ -45,7 +46,6 @@ const OPTIONS = {
   "scores-url": "SCORES_URL",
   "feed-id": "FEED_ID",
   "database-url": "DATABASE_URL",
-  "data-dir": "DATA_DIR",
   port: "PORT",
   host: "HOST",
   writers: "WRITERS",
@@ -60,6 +60,12 @@ const OPTIONS = {
  * Throws a RangeError naming the setting when a value is malformed.
  */
 export function parseConfig(args: string[], env: Record<string, string | undefined>): Config {
+  if (args.some((a) => a === "--data-dir" || a.startsWith("--data-dir="))) {
+    throw new RangeError(
+      "Cannot use --data-dir: DATA_DIR is an environment variable only, because the start " +
+        "task grants write access to it before the service starts (DATA_DIR=/path deno task start)",
+    );
+  }
   const { values } = parseArgs({
     args,
     options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: "string" }])),
@@ -92,7 +98,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     scoresUrl,
     feedId: get("feed-id") ?? (scoresUrl ? feedIdentity(scoresUrl) : "builtin:demo"),
     databaseUrl,
-    dataDir: get("data-dir") ?? "./data",
+    dataDir: dataDir(env.DATA_DIR),
     port: integer("port", 8000, 0, 65535),
     host: get("host") ?? "0.0.0.0",
     writers: integer("writers", Math.max(2, navigator.hardwareConcurrency), 1, 64),
@@ -305,8 +311,8 @@ function checkPortIsFree({ host, port }: Config) {
 }
 
 /**
- * The start task may write only ./data. Elsewhere, write access is asked for
- * at a terminal (Deno prompts); without one the error says how to grant it.
+ * The start task grants write access to DATA_DIR alone (db/data_dir.ts). A `deno run`
+ * without it asks at a terminal (Deno prompts); without one the error says how to grant it.
  */
 async function checkCanWrite(dataDir: string) {
   const descriptor = { name: "write", path: dataDir } as const;
@@ -314,8 +320,8 @@ async function checkCanWrite(dataDir: string) {
   if ((await Deno.permissions.request(descriptor)).state === "granted") return;
   throw new PermissionError(
     `Cannot write DATA_DIR "${dataDir}": this process may not write there. ` +
-      `\`deno task start\` may write only ./data: use a DATA_DIR under ./data, answer ` +
-      `Deno's prompt with y, or run deno run with --allow-write=${dataDir} (see the README)`,
+      `Start it with \`deno task start\`, which grants it, answer Deno's prompt with y, ` +
+      `or run deno run with --allow-write=${dataDir} (see the README)`,
   );
 }
 

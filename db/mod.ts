@@ -6,6 +6,7 @@ export {
 } from "./apply_scores.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 export { createDb, type Db, type DbOptions } from "./connect.ts";
+export { dataDir } from "./data_dir.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";
 export { createMigrator, isMigrated, migrateToLatest, migrations } from "./migrate.ts";

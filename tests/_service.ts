@@ -2,10 +2,15 @@ import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
 
 const root = new URL("../", import.meta.url);
 
-/** The environment and flags of `deno task start`, so tests run the service as users do. */
-export async function startTask(): Promise<{ env: Record<string, string>; flags: string[] }> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
-  const words: string[] = config.tasks.start.split(/\s+/);
+/**
+ * The environment and flags of `deno task start` for a service started with `env`, so tests
+ * run the service as users do. The task's command substitution (the directory it may write,
+ * from DATA_DIR) is run as `deno task` runs it, with that environment.
+ */
+export async function startTask(
+  env: Record<string, string> = {},
+): Promise<{ env: Record<string, string>; flags: string[] }> {
+  const words = await startTaskWords(env);
   const deno = words.indexOf("deno");
   return {
     env: Object.fromEntries(
@@ -13,6 +18,30 @@ export async function startTask(): Promise<{ env: Record<string, string>; flags:
     ),
     flags: words.slice(words.indexOf("run") + 1, words.indexOf("main.ts")),
   };
+}
+
+/** The words of the start task, each `"...$(command)..."` replaced by what the command prints. */
+export async function startTaskWords(env: Record<string, string>): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const task: string = config.tasks.start;
+  const words: string[] = [];
+  for (const [, quoted, plain] of task.matchAll(/"([^"]*)"|(\S+)/g)) {
+    const substitution = quoted?.match(/^(.*)\$\((.*)\)(.*)$/);
+    if (!substitution) {
+      words.push(quoted ?? plain);
+      continue;
+    }
+    const [, before, command, after] = substitution;
+    const [program, ...args] = command.split(" ");
+    const { success, stdout, stderr } = await new Deno.Command(
+      program === "deno" ? Deno.execPath() : program,
+      { args, cwd: root, env: { NO_COLOR: "1", ...env }, stdin: "null" },
+    ).output();
+    const decoder = new TextDecoder();
+    if (!success) throw new Error(`${command} failed: ${decoder.decode(stderr)}`);
+    words.push(before + decoder.decode(stdout).trim() + after);
+  }
+  return words;
 }
 
 export function freePort(): number {
@@ -69,7 +98,7 @@ export async function startService(
   } = {},
 ): Promise<Service> {
   const port = freePort();
-  const task = await startTask();
+  const task = await startTask(env);
   const args = ["run", ...task.flags, "main.ts"];
   const child = new Deno.Command(openFiles ? "/bin/sh" : deno, {
     args: openFiles ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, deno, ...args] : args,

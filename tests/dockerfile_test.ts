@@ -1,5 +1,6 @@
 // No Docker engine runs here, so the Dockerfile's promises are checked on its text.
 import assert from "node:assert/strict";
+import { startTaskWords } from "./_service.ts";
 
 interface Instruction {
   keyword: string;
@@ -65,7 +66,7 @@ function otherFlags(args: string[]): string[] {
 }
 
 /** Everything wrong with the Dockerfile, given the `start` task it must run like. */
-function checkDockerfile(text: string, startTask: string, denoVersion: string): Problem[] {
+function checkDockerfile(text: string, start: string[], denoVersion: string): Problem[] {
   const problems: Problem[] = [];
   const all = parseDockerfile(text);
   const lastFrom = all.findLastIndex((i) => i.keyword === "FROM");
@@ -130,7 +131,6 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
     problems.push({ code: "expose", message: `port ${port} is not exposed` });
   }
 
-  const start = startTask.split(/\s+/);
   for (const word of start.slice(0, start.indexOf("deno"))) {
     const at = word.indexOf("=");
     if (env.get(word.slice(0, at)) !== word.slice(at + 1)) {
@@ -170,8 +170,9 @@ function checkDockerfile(text: string, startTask: string, denoVersion: string): 
 }
 
 const dockerfile = await Deno.readTextFile(new URL("../Dockerfile", import.meta.url));
-const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-const startTask: string = denoJson.tasks.start;
+// The start task's words as `deno task start` runs them in the image, with its DATA_DIR.
+const imageDataDir = dockerfile.match(/\bDATA_DIR=(\S+)/)?.[1] ?? "./data";
+const startTask = await startTaskWords({ DATA_DIR: imageDataDir });
 const check = (text: string) => checkDockerfile(text, startTask, Deno.version.deno);
 
 function mutated(from: string | RegExp, to: string): string {
@@ -185,8 +186,11 @@ Deno.test("Dockerfile pins the base, caches dependencies, runs as deno with the 
 });
 
 Deno.test("the start task the Dockerfile is compared with grants narrow permissions to main.ts", () => {
-  assert.ok(!startTask.split(/\s+/).some(isAllowAll));
-  assert.match(startTask, /^(\w+=\S+ )*deno run (--v8-flags=\S+ )?(--(allow|deny)-\S+ )+main\.ts$/);
+  assert.ok(!startTask.some(isAllowAll));
+  assert.match(
+    startTask.join(" "),
+    /^(\w+=\S+ )*deno run (--v8-flags=\S+ )?(--(allow|deny)-\S+ )+main\.ts$/,
+  );
 });
 
 Deno.test("Dockerfile check fails an unpinned or foreign base image", () => {

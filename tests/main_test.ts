@@ -19,7 +19,7 @@ Deno.test("parseConfig() reads the environment, and a flag overrides its variabl
     WRITERS: "3",
     ROLE: "api",
   };
-  const config = parseConfig(["--port", "9001", "--data-dir=/tmp/d"], env);
+  const config = parseConfig(["--port", "9001"], { ...env, DATA_DIR: "/tmp/d" });
   assert.equal(config.scoresUrl, "http://feed/scores");
   assert.equal(config.databaseUrl, "postgres://db/x");
   assert.equal(config.port, 9001);
@@ -37,6 +37,12 @@ Deno.test("parseConfig() rejects malformed values, naming the setting", () => {
   assert.throws(() => parseConfig([], { WRITERS: "0" }), /Cannot parse WRITERS "0"/);
   assert.throws(() => parseConfig([], { ROLE: "ingest" }), /Cannot parse ROLE "ingest"/);
   assert.throws(() => parseConfig(["--nope"], {}), /nope/);
+});
+
+Deno.test("parseConfig() says that DATA_DIR is an environment variable only", () => {
+  for (const args of [["--data-dir", "/tmp/d"], ["--data-dir=/tmp/d"]]) {
+    assert.throws(() => parseConfig(args, {}), /DATA_DIR is an environment variable only/);
+  }
 });
 
 Deno.test("parseConfig() rejects feed and database URLs that can never work, without their secrets", () => {

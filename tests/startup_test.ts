@@ -5,11 +5,20 @@ import { until } from "./_wait.ts";
 
 const root = new URL("../", import.meta.url);
 
-/** main.ts in a child process with the start task's flags, run to its exit. */
-async function runToExit(env: Record<string, string>, timeoutMs = 30_000) {
-  const task = await startTask();
+/**
+ * main.ts in a child process with the start task's flags, run to its exit; `grant`
+ * replaces the write access the task grants.
+ */
+async function runToExit(
+  env: Record<string, string>,
+  { timeoutMs = 30_000, grant }: { timeoutMs?: number; grant?: string } = {},
+) {
+  const task = await startTask(env);
+  const flags = task.flags.map((f) =>
+    grant && f.startsWith("--allow-write=") ? `--allow-write=${grant}` : f
+  );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...task.flags, "main.ts"],
+    args: ["run", ...flags, "main.ts"],
     cwd: root,
     env: { ...task.env, HOST: "127.0.0.1", PORT: String(freePort()), NO_COLOR: "1", ...env },
     stdin: "null",
@@ -129,12 +138,55 @@ Deno.test("settings that can never work fail start-up with exit 2, saying what t
   }
 });
 
-Deno.test("a DATA_DIR the start task may not write fails at once with exit 2, saying how", async () => {
+Deno.test("`deno task start` runs with a DATA_DIR anywhere, and may write only there", async () => {
+  const outside = await Deno.makeTempDir();
+  const relative = `./data-test-${crypto.randomUUID()}`; // beside ./data, not in it
+  try {
+    for (const dataDir of [`${outside}/db`, relative]) {
+      const port = freePort();
+      const task = new Deno.Command(Deno.execPath(), {
+        args: ["task", "start"],
+        cwd: root,
+        env: { DATA_DIR: dataDir, DATABASE_URL: "", HOST: "127.0.0.1", PORT: String(port) },
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        await until(`${dataDir}: /readyz 200`, async () => {
+          const response = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+          await response?.body?.cancel();
+          return response?.ok;
+        }, 60_000);
+        const stored = new URL(`${dataDir}/pglite/`, `file://${root.pathname}`);
+        assert.ok((await Deno.stat(stored)).isDirectory, `${stored} is not a directory`);
+        // The service is the task's child: its one write grant is the data directory.
+        const [service] = (await Deno.readTextFile(`/proc/${task.pid}/task/${task.pid}/children`))
+          .trim().split(" ");
+        const argv = (await Deno.readTextFile(`/proc/${service}/cmdline`)).split("\0");
+        assert.deepEqual(argv.filter((a) => a.startsWith("--allow-write")), [
+          `--allow-write=${dataDir}`,
+        ]);
+      } finally {
+        task.kill("SIGTERM");
+        assert.equal((await task.status).code, 0);
+      }
+    }
+  } finally {
+    await Deno.remove(outside, { recursive: true });
+    await Deno.remove(new URL(relative, root), { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("run without the start task's grant, a DATA_DIR the process may not write fails at once with exit 2, saying how", async () => {
   const dataDir = await Deno.makeTempDir();
   try {
-    const { code, output } = await runToExit({ DATA_DIR: `${dataDir}/x`, DATABASE_URL: "" });
+    const { code, output } = await runToExit(
+      { DATA_DIR: `${dataDir}/x`, DATABASE_URL: "" },
+      { grant: "./data" },
+    );
     assert.equal(code, 2, output);
-    assert.match(output, /Cannot write DATA_DIR .*--allow-write=/);
+    assert.match(output, /Cannot write DATA_DIR .*deno task start.*--allow-write=/);
     assert.deepEqual([...Deno.readDirSync(dataDir)], []);
   } finally {
     await Deno.remove(dataDir, { recursive: true });
