@@ -2,7 +2,7 @@
 // database, the real service in a child process (as `deno task start` runs it),
 // and the demo feed on a loopback port.
 import postgres from "postgres";
-import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
+import { demoFeed, prerenderedDemoFeed, serveFeed } from "../tests/_feed_server.ts";
 import {
   type Service as TestService,
   startService as startTestService,
@@ -79,85 +79,6 @@ export async function startService(env: Record<string, string>): Promise<Service
   };
 }
 
-/**
- * The demo feed on a loopback port. `firstByteAt` is the performance.now() at
- * which the first chunk of the first response was handed to the socket.
- *
- * With `prerender`, the whole body of a fresh connection is rendered by the
- * demo feed before the server starts and then served from memory, so that the
- * feed's own CPU time (about 1 s per million events) is not taken from the
- * service on a 2-core machine; the bytes are the same. A resuming connection
- * (Last-Event-ID) is served live.
- */
-export async function serveFeed(
-  options: DemoFeedOptions & {
-    prerender?: boolean;
-    /** Called with each chunk as it is handed to the socket. */
-    onSent?(chunk: Uint8Array, at: number): void;
-  },
-) {
-  const { prerender = false, onSent, ...feedOptions } = options;
-  const handler = createDemoFeed(feedOptions);
-  let rendered: Uint8Array[] | undefined;
-  if (prerender) {
-    rendered = [];
-    const body = handler(new Request("http://feed.invalid/")).body!;
-    for await (const chunk of body) rendered.push(chunk);
-  }
-  let firstByteAt: number | undefined;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    let body: ReadableStream<Uint8Array>;
-    let headers: HeadersInit = { "content-type": "text/event-stream" };
-    if (rendered && !request.headers.has("last-event-id")) {
-      let next = 0;
-      const chunks = rendered;
-      body = new ReadableStream({
-        pull(controller) {
-          if (next < chunks.length) controller.enqueue(chunks[next++]);
-          else controller.close();
-        },
-      }, { highWaterMark: 1 });
-    } else {
-      const response = handler(request);
-      body = response.body!;
-      headers = response.headers;
-    }
-    const timed = body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          firstByteAt ??= performance.now();
-          onSent?.(chunk, performance.now());
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    return new Response(timed, { headers });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/scores`,
-    firstByteAt: () => firstByteAt,
-    close: () => server.shutdown(),
-  };
-}
-
-/** Polls until `done` holds; returns performance.now() of the poll that saw it. */
-export async function pollUntil(
-  service: Service,
-  done: (stats: Stats) => boolean,
-  { everyMs = 20, timeoutMs = 600_000 } = {},
-): Promise<{ at: number; stats: Stats }> {
-  const deadline = performance.now() + timeoutMs;
-  let last: Stats | undefined;
-  while (performance.now() < deadline) {
-    try {
-      last = await service.stats();
-      if (done(last)) return { at: performance.now(), stats: last };
-    } catch { /* busy or restarting */ }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}`);
-}
-
 const DEBIAN_PACKAGES: Record<string, string> = {
   wrk: "wrk",
   psql: "postgresql-client",
@@ -230,15 +151,19 @@ export async function ingestDemo(
     liveFeed?: boolean;
   },
 ): Promise<IngestRun> {
-  const feed = await serveFeed({ seed, rate: 0, total: events, prerender: !liveFeed });
+  const options = { seed, rate: 0, total: events };
+  const feed = serveFeed(liveFeed ? demoFeed(options) : await prerenderedDemoFeed(options), {
+    timed: true,
+  });
   const env: Record<string, string> = { DATABASE_URL: databaseUrl, SCORES_URL: feed.url };
   if (writers !== undefined) env.WRITERS = String(writers);
   const service = await startService(env);
   try {
     const last = String(events - 1);
     // The last commit is when every event is applied; the checkpoint follows it.
-    const { at } = await pollUntil(service, (s) => s.ingest.applied >= events);
-    const { stats } = await pollUntil(service, (s) => s.ingest.lastEventId === last);
+    await service.waitFor((s) => s.ingest.applied >= events, 600_000, 20);
+    const at = performance.now();
+    const stats = await service.waitFor((s) => s.ingest.lastEventId === last, 600_000, 20);
     const peakRss = await service.peakRss();
     const cpu = {
       service: await cpuSeconds(service.pid),
