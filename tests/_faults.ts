@@ -811,14 +811,20 @@ export async function sigtermDuringOutage(
     let service = await start(env);
     await service.waitFor((s) => s.ingest.applied >= rate, 60_000);
     proxy.down();
-    // Until reading stops: the bounded queues are full.
+    // Until reading stops (the bounded queues are full): four samples alike, 500 ms apart.
     let received = -1;
-    for (let still = 0; still < 4;) {
-      await sleep(500);
-      const now = (await metrics(service)).scorestream_ingest_events_received_total;
-      still = now === received ? still + 1 : 0;
-      received = now;
-    }
+    let still = 0;
+    await until(
+      () => `ingest to stop reading (received ${received})`,
+      async () => {
+        const now = (await metrics(service)).scorestream_ingest_events_received_total;
+        still = now === received ? still + 1 : 0;
+        received = now;
+        return still >= 4;
+      },
+      60_000,
+      500,
+    );
     assert.ok(received < total, "ingest was held back before the feed's end");
     const exit = await stopWithin(service, "SIGTERM", 10_000);
     assert.equal(exit.code, 0, `SIGTERM exits 0:\n${service.output().slice(-2000)}`);
