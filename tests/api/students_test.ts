@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { StudentTrend } from "../../db/mod.ts";
 import { databaseKinds } from "../_db.ts";
 import { applyEvents, createApiFixture, seg, SPECIAL_IDS } from "./_fixture.ts";
 import { compareUtf8, isClose } from "../oracle.ts";
@@ -211,15 +212,7 @@ for (const kind of databaseKinds) {
         const latest = all.slice(-3);
         const { status, body } = await fx.get("/students/Logan_Harber74/trend?last=3");
         assert.equal(status, 200);
-        const trend = body as {
-          studentId: string;
-          count: number;
-          average: number;
-          results: { exam: number; score: number }[];
-          recentCount: number;
-          recentAverage: number;
-          slope: number | null;
-        };
+        const trend = body as StudentTrend;
         assert.equal(trend.count, all.length);
         const mean = all.reduce((sum, [, score]) => sum + score, 0) / all.length;
         assert.ok(isClose(trend.average, mean), "count and average cover all results");

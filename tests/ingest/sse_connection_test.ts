@@ -97,6 +97,13 @@ function startConsumer(options: Partial<ConsumeFeedOptions> & { url: string }) {
     data: (): string[] => chunks.flatMap((chunk) => chunk.events.map((event) => event.data)),
     failures: () => logs.filter((record) => record.msg === "feed connection failed"),
     abort: () => controller.abort(),
+    /** Aborts and waits for consumeFeed to return; how long that took, in ms. */
+    async abortAndTime(): Promise<number> {
+      const start = performance.now();
+      controller.abort();
+      await done;
+      return performance.now() - start;
+    },
     async [Symbol.asyncDispose]() {
       controller.abort();
       await done;
@@ -350,10 +357,7 @@ Deno.test("consumeFeed waits for Retry-After seconds after a 503, and aborts tha
   await waitFor("the backoff", () => consumer.statuses.at(-1)?.state === "backoff");
   assert.equal(consumer.failures()[0].delayMs, 2000);
   assert.match(consumer.failures()[0].reason as string, /^HTTP 503/);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.equal(consumer.statuses.at(-1)?.state, "stopped");
   assert.equal(server.requests.length, 1);
 });
@@ -567,10 +571,7 @@ Deno.test("consumeFeed resolves promptly when aborted while reading", async () =
   await using server = serveFeed(() => sse(["data: a\n\n"], { open: true }));
   const consumer = startConsumer({ url: server.url });
   await waitFor("event a", () => consumer.chunks.length === 1);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.equal(consumer.failures().length, 0);
 });
 
@@ -581,10 +582,7 @@ Deno.test("consumeFeed resolves promptly when aborted while waiting for response
   });
   const consumer = startConsumer({ url: server.url });
   await waitFor("the request", () => server.requests.length === 1);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.deepEqual(consumer.statuses.map((s) => s.state), ["connecting", "stopped"]);
 });
 
