@@ -1,6 +1,7 @@
 // What every end-to-end benchmark needs: the machine it ran on, a throwaway
 // database, the real service in a child process (as `deno task start` runs it),
 // and the demo feed on a loopback port.
+import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { demoFeed, prerenderedDemoFeed, serveFeed } from "../tests/_feed_server.ts";
 import {
@@ -13,8 +14,35 @@ import {
 export const ADMIN_URL = Deno.env.get("BENCH_ADMIN_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** One line each: cores, CPU model, memory, Deno, Postgres, and the command. */
-export async function describeMachine(command: string): Promise<string> {
+/**
+ * A benchmark's flags: `--name value` for each key of `defaults`, with that default;
+ * a number where the default is a number (NaN where the value is not one), else a
+ * string or a boolean.
+ */
+export function benchFlags<T extends Record<string, number | string | boolean>>(defaults: T): T {
+  const entries = Object.entries(defaults);
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: Object.fromEntries(entries.map(([name, value]) => [
+      name,
+      typeof value === "boolean"
+        ? { type: "boolean" as const, default: value }
+        : { type: "string" as const, default: String(value) },
+    ])),
+  });
+  return Object.fromEntries(
+    entries.map((
+      [name, value],
+    ) => [name, typeof value === "number" ? Number(values[name]) : values[name]]),
+  ) as T;
+}
+
+/**
+ * One line each: cores, CPU model, memory, Deno, Postgres, and the command
+ * (`deno task <task>` with this process's arguments).
+ */
+export async function describeMachine(task: string): Promise<string> {
+  const command = `deno task ${task} ${Deno.args.join(" ")}`.trim();
   // Deno grants /proc only with --allow-all; `cat` needs just --allow-run=cat.
   const cpuinfo = await run("cat", ["/proc/cpuinfo"]);
   const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
@@ -120,6 +148,55 @@ export async function run(cmd: string, args: string[], stdin?: string): Promise<
     throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(stderr)}`);
   }
   return text;
+}
+
+/** What `wrk --latency` measured: latencies in ms, errors = socket errors + non-2xx answers. */
+export interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  requests: number;
+  errors: number;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+/** `wrk --latency` on `url` for `seconds`, with a Lua `script` if given. */
+export async function runWrk(url: string, { threads, connections, seconds, timeout, script }: {
+  threads: number;
+  connections: number;
+  seconds: number;
+  /** wrk's own timeout per request, e.g. "10s" (wrk's default: 2 s). */
+  timeout?: string;
+  script?: string;
+}): Promise<WrkResult> {
+  const out = await run("wrk", [
+    `-t${threads}`,
+    `-c${connections}`,
+    `-d${seconds}s`,
+    ...(timeout ? ["--timeout", timeout] : []),
+    "--latency",
+    ...(script ? ["-s", script] : []),
+    url,
+  ]);
+  return parseWrk(out);
+}
+
+function parseWrk(out: string): WrkResult {
+  const ms = (m: RegExpMatchArray | null) => m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
+  const percentile = (p: number) =>
+    ms(out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m")));
+  const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  return {
+    rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
+    p50: percentile(50),
+    p99: percentile(99),
+    max: ms(out.match(/Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\b/)),
+    requests: Number(out.match(/(\d+) requests in/)?.[1] ?? 0),
+    errors: non2xx + (socket ? socket.slice(1).reduce((n, count) => n + Number(count), 0) : 0),
+  };
 }
 
 export const fmt = (n: number, digits = 0) =>

@@ -7,24 +7,14 @@
 // sending the event to the API serving it. One probe at a time, back to back.
 // Baselines from the same run: the latency of one such request once the answer
 // is there (the probe's resolution), and the service's own receive->commit p99.
-import { parseArgs } from "node:util";
 import { scoreEventAt } from "../ingest/demo_feed.ts";
-import { createBenchDb, describeMachine, fmt, startService } from "./_harness.ts";
 import { demoFeed, serveFeed } from "../tests/_feed_server.ts";
+import { benchFlags, createBenchDb, describeMachine, fmt, startService } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    rate: { type: "string", default: "20000" },
-    duration: { type: "string", default: "20" },
-    seed: { type: "string", default: "1" },
-  },
-});
-const rate = Number(values.rate);
-const seed = Number(values.seed);
-const durationMs = Number(values.duration) * 1000;
+const { rate, duration, seed } = benchFlags({ rate: 20_000, duration: 20, seed: 1 });
+const durationMs = duration * 1000;
 
-console.log(await describeMachine(`deno task bench:freshness ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:freshness"));
 const db = await createBenchDb("scorestream_bench_freshness");
 const decoder = new TextDecoder();
 let latest: { index: number; at: number } | undefined;
