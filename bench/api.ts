@@ -18,6 +18,7 @@ import {
   type WrkResult,
 } from "./_harness.ts";
 import { demoFeed, serveFeed } from "../tests/_feed_server.ts";
+import { until } from "../tests/_wait.ts";
 
 const { duration, connections, events, keys: keyCount } = benchFlags({
   duration: 8,
@@ -58,12 +59,15 @@ async function startHello(): Promise<{ url: string; stop(): Promise<void> }> {
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  await until("the hello-world to answer", async () => {
     try {
-      if ((await fetch(url)).ok) break;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+      const response = await fetch(url);
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return undefined; // not listening yet
+    }
+  }, 10_000);
   return {
     url,
     async stop() {

@@ -17,9 +17,11 @@
 // --flood-limit` gets 1.5 times as many idle connections; the report says
 // whether Deno.serve's accept loop died, whether new connections were served
 // meanwhile and how soon after the flood they are again.
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { applyScores, createDb } from "../db/mod.ts";
 import { startService as startLimitedService } from "../tests/_service.ts";
+import { until } from "../tests/_wait.ts";
 import {
   benchFlags,
   createBenchDb,
@@ -49,7 +51,6 @@ const holdMs = flags.hold * 1000;
 const dripMs = flags.drip * 1000;
 
 const encoder = new TextEncoder();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** N connections to the service that never complete a request; each notes when the server closed it. */
 async function attack(port: number, count: number, kind: "idle" | "slowloris") {
@@ -175,14 +176,14 @@ async function floodPastLimit(databaseUrl: string, openFiles: number) {
     const during = await probe;
     attackers.close();
     const releasedAt = performance.now();
-    let recoveredMs = NaN;
-    while (performance.now() - releasedAt < 15_000) {
-      if (!Number.isNaN(await healthzOnNewConnection(port))) {
-        recoveredMs = performance.now() - releasedAt;
-        break;
-      }
-      await sleep(50);
-    }
+    // NaN: not answered again within 15 s.
+    const recoveredMs = await until(
+      "a new connection to be answered",
+      async () =>
+        !Number.isNaN(await healthzOnNewConnection(port)) && performance.now() - releasedAt,
+      15_000,
+      50,
+    ).catch(() => NaN);
     const output = service.output();
     return {
       openFiles,
@@ -274,12 +275,16 @@ http {
     if (errors) console.log(`nginx error.log:\n${errors.split("\n").slice(-20).join("\n")}`);
     await Deno.remove(dir, { recursive: true });
   };
-  for (let i = 0; Number.isNaN(await healthzOnNewConnection(port)); i++) {
-    if (i > 100) {
-      await stop();
-      throw new Error("nginx did not start");
-    }
-    await sleep(100);
+  try {
+    await until(
+      "nginx to start",
+      async () => !Number.isNaN(await healthzOnNewConnection(port)),
+      10_000,
+      100,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
   }
   return { url: `http://127.0.0.1:${port}`, port, stop };
 }
@@ -329,16 +334,15 @@ let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
 const script = await Deno.makeTempFile({ prefix: "scorestream_slowloris_", suffix: ".lua" });
 try {
   service = await startService({ DATABASE_URL: db.url, ROLE: "api" });
-  const { pid } = service;
+  const { pid, url: serviceUrl } = service;
   // /healthz answers before the migrations ran; /readyz after.
-  for (
-    let i = 0;
-    (await fetch(`${service.url}/readyz`).then((r) => r.text().then(() => r.status))) !== 200;
-    i++
-  ) {
-    if (i > 600) throw new Error("The service never became ready");
-    await sleep(100);
-  }
+  await until(
+    "the service to become ready",
+    async () =>
+      (await fetch(`${serviceUrl}/readyz`).then((r) => r.text().then(() => r.status))) === 200,
+    60_000,
+    100,
+  );
 
   // Data through the writers' own write path, applyScores().
   const writer = createDb({ url: db.url });
@@ -413,10 +417,14 @@ try {
         },
       });
       attackers.close();
-      // Wait for the service to see them go before the next phase.
-      for (let i = 0; i < 100 && (await openFds(pid)) > baselineFds + 100; i++) {
-        await sleep(100);
-      }
+      // Wait for the service to see them go before the next phase (10 s at most: the
+      // next phase's row shows what is left).
+      await until(
+        "the attackers' descriptors to close",
+        async () => (await openFds(pid)) <= baselineFds + 100,
+        10_000,
+        100,
+      ).catch(() => {});
     }
   }
   rows.push(await measure("baseline again"));
