@@ -30,11 +30,11 @@ export function benchFlags<T extends Record<string, number | string | boolean>>(
         : { type: "string" as const, default: String(value) },
     ])),
   });
-  return Object.fromEntries(
-    entries.map((
-      [name, value],
-    ) => [name, typeof value === "number" ? Number(values[name]) : values[name]]),
-  ) as T;
+  const flags: Record<string, unknown> = {};
+  for (const [name, value] of entries) {
+    flags[name] = typeof value === "number" ? Number(values[name]) : values[name];
+  }
+  return flags as T;
 }
 
 /**
