@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import { parseArgs } from "node:util";
+import { aborted } from "./aborted.ts";
 import {
   createApi,
   createChangeFeed,
@@ -328,14 +329,6 @@ async function checkCanWrite(dataDir: string) {
 /** A setting that cannot work as given: the process exits with code 2. */
 class PermissionError extends Error {
   override name = "PermissionError";
-}
-
-/** Resolves (to false, for races with work that resolves true) once `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<false> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve(false);
-    signal.addEventListener("abort", () => resolve(false), { once: true });
-  });
 }
 
 if (import.meta.main) {

@@ -1,8 +1,9 @@
 // What every end-to-end benchmark needs: the machine it ran on, a throwaway
 // database, the real service in a child process (as `deno task start` runs it),
 // and the demo feed on a loopback port.
+import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
+import { demoFeed, prerenderedDemoFeed, serveFeed } from "../tests/_feed_server.ts";
 import {
   type Service as TestService,
   startService as startTestService,
@@ -13,8 +14,35 @@ import {
 export const ADMIN_URL = Deno.env.get("BENCH_ADMIN_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** One line each: cores, CPU model, memory, Deno, Postgres, and the command. */
-export async function describeMachine(command: string): Promise<string> {
+/**
+ * A benchmark's flags: `--name value` for each key of `defaults`, with that default;
+ * a number where the default is a number (NaN where the value is not one), else a
+ * string or a boolean.
+ */
+export function benchFlags<T extends Record<string, number | string | boolean>>(defaults: T): T {
+  const entries = Object.entries(defaults);
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: Object.fromEntries(entries.map(([name, value]) => [
+      name,
+      typeof value === "boolean"
+        ? { type: "boolean" as const, default: value }
+        : { type: "string" as const, default: String(value) },
+    ])),
+  });
+  const flags: Record<string, unknown> = {};
+  for (const [name, value] of entries) {
+    flags[name] = typeof value === "number" ? Number(values[name]) : values[name];
+  }
+  return flags as T;
+}
+
+/**
+ * One line each: cores, CPU model, memory, Deno, Postgres, and the command
+ * (`deno task <task>` with this process's arguments).
+ */
+export async function describeMachine(task: string): Promise<string> {
+  const command = `deno task ${task} ${Deno.args.join(" ")}`.trim();
   // Deno grants /proc only with --allow-all; `cat` needs just --allow-run=cat.
   const cpuinfo = await run("cat", ["/proc/cpuinfo"]);
   const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
@@ -79,85 +107,6 @@ export async function startService(env: Record<string, string>): Promise<Service
   };
 }
 
-/**
- * The demo feed on a loopback port. `firstByteAt` is the performance.now() at
- * which the first chunk of the first response was handed to the socket.
- *
- * With `prerender`, the whole body of a fresh connection is rendered by the
- * demo feed before the server starts and then served from memory, so that the
- * feed's own CPU time (about 1 s per million events) is not taken from the
- * service on a 2-core machine; the bytes are the same. A resuming connection
- * (Last-Event-ID) is served live.
- */
-export async function serveFeed(
-  options: DemoFeedOptions & {
-    prerender?: boolean;
-    /** Called with each chunk as it is handed to the socket. */
-    onSent?(chunk: Uint8Array, at: number): void;
-  },
-) {
-  const { prerender = false, onSent, ...feedOptions } = options;
-  const handler = createDemoFeed(feedOptions);
-  let rendered: Uint8Array[] | undefined;
-  if (prerender) {
-    rendered = [];
-    const body = handler(new Request("http://feed.invalid/")).body!;
-    for await (const chunk of body) rendered.push(chunk);
-  }
-  let firstByteAt: number | undefined;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    let body: ReadableStream<Uint8Array>;
-    let headers: HeadersInit = { "content-type": "text/event-stream" };
-    if (rendered && !request.headers.has("last-event-id")) {
-      let next = 0;
-      const chunks = rendered;
-      body = new ReadableStream({
-        pull(controller) {
-          if (next < chunks.length) controller.enqueue(chunks[next++]);
-          else controller.close();
-        },
-      }, { highWaterMark: 1 });
-    } else {
-      const response = handler(request);
-      body = response.body!;
-      headers = response.headers;
-    }
-    const timed = body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          firstByteAt ??= performance.now();
-          onSent?.(chunk, performance.now());
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    return new Response(timed, { headers });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/scores`,
-    firstByteAt: () => firstByteAt,
-    close: () => server.shutdown(),
-  };
-}
-
-/** Polls until `done` holds; returns performance.now() of the poll that saw it. */
-export async function pollUntil(
-  service: Service,
-  done: (stats: Stats) => boolean,
-  { everyMs = 20, timeoutMs = 600_000 } = {},
-): Promise<{ at: number; stats: Stats }> {
-  const deadline = performance.now() + timeoutMs;
-  let last: Stats | undefined;
-  while (performance.now() < deadline) {
-    try {
-      last = await service.stats();
-      if (done(last)) return { at: performance.now(), stats: last };
-    } catch { /* busy or restarting */ }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}`);
-}
-
 const DEBIAN_PACKAGES: Record<string, string> = {
   wrk: "wrk",
   psql: "postgresql-client",
@@ -201,6 +150,55 @@ export async function run(cmd: string, args: string[], stdin?: string): Promise<
   return text;
 }
 
+/** What `wrk --latency` measured: latencies in ms, errors = socket errors + non-2xx answers. */
+export interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  requests: number;
+  errors: number;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+/** `wrk --latency` on `url` for `seconds`, with a Lua `script` if given. */
+export async function runWrk(url: string, { threads, connections, seconds, timeout, script }: {
+  threads: number;
+  connections: number;
+  seconds: number;
+  /** wrk's own timeout per request, e.g. "10s" (wrk's default: 2 s). */
+  timeout?: string;
+  script?: string;
+}): Promise<WrkResult> {
+  const out = await run("wrk", [
+    `-t${threads}`,
+    `-c${connections}`,
+    `-d${seconds}s`,
+    ...(timeout ? ["--timeout", timeout] : []),
+    "--latency",
+    ...(script ? ["-s", script] : []),
+    url,
+  ]);
+  return parseWrk(out);
+}
+
+function parseWrk(out: string): WrkResult {
+  const ms = (m: RegExpMatchArray | null) => m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
+  const percentile = (p: number) =>
+    ms(out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m")));
+  const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  return {
+    rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
+    p50: percentile(50),
+    p99: percentile(99),
+    max: ms(out.match(/Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\b/)),
+    requests: Number(out.match(/(\d+) requests in/)?.[1] ?? 0),
+    errors: non2xx + (socket ? socket.slice(1).reduce((n, count) => n + Number(count), 0) : 0),
+  };
+}
+
 export const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -230,15 +228,19 @@ export async function ingestDemo(
     liveFeed?: boolean;
   },
 ): Promise<IngestRun> {
-  const feed = await serveFeed({ seed, rate: 0, total: events, prerender: !liveFeed });
+  const options = { seed, rate: 0, total: events };
+  const feed = serveFeed(liveFeed ? demoFeed(options) : await prerenderedDemoFeed(options), {
+    timed: true,
+  });
   const env: Record<string, string> = { DATABASE_URL: databaseUrl, SCORES_URL: feed.url };
   if (writers !== undefined) env.WRITERS = String(writers);
   const service = await startService(env);
   try {
     const last = String(events - 1);
     // The last commit is when every event is applied; the checkpoint follows it.
-    const { at } = await pollUntil(service, (s) => s.ingest.applied >= events);
-    const { stats } = await pollUntil(service, (s) => s.ingest.lastEventId === last);
+    await service.waitFor((s) => s.ingest.applied >= events, 600_000, 20);
+    const at = performance.now();
+    const stats = await service.waitFor((s) => s.ingest.lastEventId === last, 600_000, 20);
     const peakRss = await service.peakRss();
     const cpu = {
       service: await cpuSeconds(service.pid),

@@ -4,43 +4,28 @@
 // drives /students/{id} and /exams/{exam}, each on one hot key and spread over
 // many keys, next to a Hono hello-world measured the same way in the same run;
 // then again while the service ingests the feed at 20,000 events/s.
-import { parseArgs } from "node:util";
 import postgres from "postgres";
 import {
+  benchFlags,
   createBenchDb,
   describeMachine,
   fmt,
   ingestDemo,
-  pollUntil,
   requireCommands,
-  run,
-  serveFeed,
+  runWrk,
   type Service,
   startService,
+  type WrkResult,
 } from "./_harness.ts";
+import { demoFeed, serveFeed } from "../tests/_feed_server.ts";
+import { until } from "../tests/_wait.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    duration: { type: "string", default: "8" },
-    connections: { type: "string", default: "32" },
-    events: { type: "string", default: "1000000" },
-    keys: { type: "string", default: "2000" },
-  },
+const { duration, connections, events, keys: keyCount } = benchFlags({
+  duration: 8,
+  connections: 32,
+  events: 1_000_000,
+  keys: 2000,
 });
-const duration = Number(values.duration);
-const connections = Number(values.connections);
-const events = Number(values.events);
-
-interface WrkResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  errors: number;
-}
-
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 
 /** wrk, one thread (the other core serves), with a Lua script spreading keys over `paths`. */
 async function wrk(base: string, paths: string[]): Promise<WrkResult> {
@@ -56,32 +41,7 @@ end
 `,
   );
   try {
-    const out = await run("wrk", [
-      "-t1",
-      `-c${connections}`,
-      `-d${duration}s`,
-      "--latency",
-      "-s",
-      script,
-      base,
-    ]);
-    const latency = (p: string) => {
-      const m = out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m"));
-      return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
-    };
-    const requests = Number(out.match(/(\d+) requests in/)?.[1] ?? 0);
-    const socket = out.match(
-      /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/,
-    );
-    const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
-    const errors = non2xx + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-    return {
-      rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
-      p50: latency("50"),
-      p99: latency("99"),
-      requests,
-      errors,
-    };
+    return await runWrk(base, { threads: 1, connections, seconds: duration, script });
   } finally {
     await Deno.remove(script);
   }
@@ -99,12 +59,15 @@ async function startHello(): Promise<{ url: string; stop(): Promise<void> }> {
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  await until("the hello-world to answer", async () => {
     try {
-      if ((await fetch(url)).ok) break;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+      const response = await fetch(url);
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return undefined; // not listening yet
+    }
+  }, 10_000);
   return {
     url,
     async stop() {
@@ -153,7 +116,7 @@ async function measure(
 }
 
 await requireCommands("wrk");
-console.log(await describeMachine(`deno task bench:api ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:api"));
 console.log(`wrk -t1 -c${connections} -d${duration}s --latency, keys in round robin`);
 const db = await createBenchDb("scorestream_bench_api");
 try {
@@ -162,7 +125,7 @@ try {
   const [{ results }] = await sql<{ results: string }[]>`SELECT count(*) AS results FROM results`;
   // Keys spread evenly over the whole range, not the first few.
   const students = (await sql<{ name: string }[]>`
-    SELECT name FROM students ORDER BY md5(name) LIMIT ${Number(values.keys)}`).map((r) => r.name);
+    SELECT name FROM students ORDER BY md5(name) LIMIT ${keyCount}`).map((r) => r.name);
   const exams = (await sql<{ exam: number }[]>`
     SELECT DISTINCT exam FROM exam_totals ORDER BY exam`).map((r) => r.exam);
   const [{ perExam }] = await sql<{ perExam: string }[]>`
@@ -172,7 +135,7 @@ try {
     `stored: ${fmt(Number(results))} results from ${fmt(loaded.events)} events ` +
       `(ingested at ${fmt(loaded.events / loaded.seconds)} events/s), ~${perExam} results per exam`,
   );
-  const keys = { students, exams: exams.slice(0, Number(values.keys)) };
+  const keys = { students, exams: exams.slice(0, keyCount) };
 
   const idle = await startService({ DATABASE_URL: db.url, ROLE: "api" });
   try {
@@ -182,14 +145,15 @@ try {
   }
 
   // The same service resumes the same feed after event N - 1, paced at 20,000/s.
-  const feed = await serveFeed({ seed: 1, rate: 20_000 });
+  const feed = serveFeed(demoFeed({ seed: 1, rate: 20_000 }));
   const busy = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url });
   try {
-    const before = await pollUntil(busy, (s) => s.ingest.applied > 0);
+    const before = await busy.waitFor((s) => s.ingest.applied > 0, 600_000, 20);
+    const beforeAt = performance.now();
     await measure("while ingesting at 20,000 events/s (ROLE=all):", busy, keys);
     const after = await busy.stats();
-    const rate = (after.ingest.applied - before.stats.ingest.applied) /
-      ((performance.now() - before.at) / 1000);
+    const rate = (after.ingest.applied - before.ingest.applied) /
+      ((performance.now() - beforeAt) / 1000);
     console.log(
       `  ingest meanwhile: ${
         fmt(rate)

@@ -10,28 +10,22 @@
 // included) and bytes per result (every table with its indexes) for each.
 import { sql } from "kysely";
 import { Migrator } from "kysely/migration";
-import { parseArgs } from "node:util";
 import { applyScores, createDb, type Db, migrateToLatest } from "../db/mod.ts";
 import * as initial from "../db/migrations/0001_initial.ts";
 import { scoreEventAt } from "../ingest/demo_feed.ts";
 import { shardOf } from "../ingest/shard.ts";
 import { coalesce } from "../workers/coalesce.ts";
 import type { Batch } from "../workers/mod.ts";
-import { createBenchDb, describeMachine, fmt } from "./_harness.ts";
+import { benchFlags, createBenchDb, describeMachine, fmt } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    events: { type: "string", default: "1000000" },
-    batch: { type: "string", default: "25000" },
-    seed: { type: "string", default: "1" },
-  },
+const { events, batch: batchEvents, seed } = benchFlags({
+  events: 1_000_000,
+  batch: 25_000,
+  seed: 1,
 });
-const events = Number(values.events);
-const batchEvents = Number(values.batch);
 const WRITERS = 2;
 
-console.log(await describeMachine(`deno task bench:apply ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:apply"));
 
 const parts = Array.from({ length: WRITERS }, () => ({
   names: [] as string[],
@@ -55,7 +49,7 @@ const cut = (writer: number) => {
   parts[writer] = { names: [], exams: [], scores: [] };
 };
 for (let i = 0; i < events; i++) {
-  const { studentId, exam, score } = scoreEventAt(Number(values.seed), i);
+  const { studentId, exam, score } = scoreEventAt(seed, i);
   const writer = shardOf(studentId, WRITERS);
   const part = parts[writer];
   part.names.push(studentId);

@@ -7,39 +7,21 @@
 // sending the event to the API serving it. One probe at a time, back to back.
 // Baselines from the same run: the latency of one such request once the answer
 // is there (the probe's resolution), and the service's own receive->commit p99.
-import { parseArgs } from "node:util";
 import { scoreEventAt } from "../ingest/demo_feed.ts";
-import {
-  createBenchDb,
-  describeMachine,
-  fmt,
-  pollUntil,
-  serveFeed,
-  startService,
-} from "./_harness.ts";
+import { demoFeed, serveFeed } from "../tests/_feed_server.ts";
+import { benchFlags, createBenchDb, describeMachine, fmt, startService } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    rate: { type: "string", default: "20000" },
-    duration: { type: "string", default: "20" },
-    seed: { type: "string", default: "1" },
-  },
-});
-const rate = Number(values.rate);
-const seed = Number(values.seed);
-const durationMs = Number(values.duration) * 1000;
+const { rate, duration, seed } = benchFlags({ rate: 20_000, duration: 20, seed: 1 });
+const durationMs = duration * 1000;
 
-console.log(await describeMachine(`deno task bench:freshness ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:freshness"));
 const db = await createBenchDb("scorestream_bench_freshness");
 const decoder = new TextDecoder();
 let latest: { index: number; at: number } | undefined;
 // The last event sent for each (studentId, exam): a regrade sent after the probed
 // event replaces its score, and then the regrade's score is the answer.
 const lastOfKey = new Map<string, number>();
-const feed = await serveFeed({
-  seed,
-  rate,
+const feed = serveFeed(demoFeed({ seed, rate }), {
   onSent(chunk, at) {
     const text = decoder.decode(chunk);
     // A block is complete only once its blank line is sent.
@@ -63,7 +45,8 @@ async function commitLatencies(): Promise<[string, number][]> {
 }
 try {
   // Warm up: connections, plans, the first exams.
-  const warm = await pollUntil(service, (s) => s.ingest.applied >= rate * 2);
+  const warm = await service.waitFor((s) => s.ingest.applied >= rate * 2, 600_000, 20);
+  const warmAt = performance.now();
   const commitsBefore = await commitLatencies();
   const samples: number[] = [];
   const requestMs: number[] = [];
@@ -96,8 +79,8 @@ try {
     i,
   ): [string, number] => [le, n - commitsBefore[i][1]]);
   const total = commits.at(-1)![1];
-  const applied = stats.ingest.applied - warm.stats.ingest.applied;
-  const seconds = (performance.now() - warm.at) / 1000;
+  const applied = stats.ingest.applied - warm.ingest.applied;
+  const seconds = (performance.now() - warmAt) / 1000;
   const q = (xs: number[], p: number) => {
     const sorted = [...xs].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];

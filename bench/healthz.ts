@@ -10,9 +10,9 @@
 // --feed oversized every 500th event is followed by one of 1.5 MB, and with
 // --feed gzip-bomb the feed answers with a gzip body that inflates to 1 GiB
 // of newlines, again on every reconnect.
-import { parseArgs } from "node:util";
 import { createDemoFeed } from "../ingest/demo_feed.ts";
 import {
+  benchFlags,
   createBenchDb,
   describeMachine,
   fmt,
@@ -23,20 +23,13 @@ import {
   startService,
 } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    events: { type: "string", default: "300000" },
-    seconds: { type: "string", default: "10" },
-    rate: { type: "string", default: "20000" },
-    feed: { type: "string", default: "demo" },
-  },
+const { events, seconds, rate, feed: feedKind } = benchFlags({
+  events: 300_000,
+  seconds: 10,
+  rate: 20_000,
+  feed: "demo",
 });
-const seconds = Number(values.seconds);
-const events = Number(values.events);
-const rate = Number(values.rate);
-const feedKind = values.feed;
-if (!["demo", "oversized", "gzip-bomb"].includes(feedKind!)) {
+if (!["demo", "oversized", "gzip-bomb"].includes(feedKind)) {
   throw new RangeError(`Cannot parse --feed "${feedKind}": not one of demo, oversized, gzip-bomb`);
 }
 
@@ -195,7 +188,7 @@ async function serveHostileFeed(kind: string) {
 }
 
 await requireCommands("wrk");
-console.log(await describeMachine(`deno task bench:healthz ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:healthz"));
 const db = await createBenchDb("scorestream_bench_healthz");
 try {
   const loaded = await ingestDemo({ databaseUrl: db.url, events });

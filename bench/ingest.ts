@@ -3,9 +3,9 @@
 // The demo feed at full speed, served from this process (a separate process from
 // the service; rendered to memory beforehand unless --live-feed), into the real service against a real Postgres; then, in the same
 // run and database, a bare COPY of the same final rows as the baseline.
-import { parseArgs } from "node:util";
 import postgres from "postgres";
 import {
+  benchFlags,
   createBenchDb,
   describeMachine,
   fmt,
@@ -14,20 +14,13 @@ import {
   run,
 } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    events: { type: "string", default: "1000000" },
-    writers: { type: "string" },
-    seed: { type: "string", default: "1" },
-    "live-feed": { type: "boolean", default: false },
-  },
-});
-const events = Number(values.events);
-const writers = values.writers === undefined ? undefined : Number(values.writers);
+const flags = benchFlags({ events: 1_000_000, writers: "", seed: 1, "live-feed": false });
+const { events, seed, "live-feed": liveFeed } = flags;
+// Without --writers, the service's default.
+const writers = flags.writers === "" ? undefined : Number(flags.writers);
 
 await requireCommands("psql");
-console.log(await describeMachine(`deno task bench:ingest ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:ingest"));
 const db = await createBenchDb("scorestream_bench_ingest");
 const file = await Deno.makeTempFile({ prefix: "scorestream_copy_", suffix: ".tsv" });
 try {
@@ -35,8 +28,8 @@ try {
     databaseUrl: db.url,
     events,
     writers,
-    seed: Number(values.seed),
-    liveFeed: values["live-feed"],
+    seed,
+    liveFeed,
   });
 
   // The baseline: the same final rows, by studentId text as the feed names them,
@@ -64,7 +57,7 @@ try {
   const ratio = copySeconds / ingest.seconds;
   console.log(`
 ingest (feed first byte -> last commit, ${writers ?? "default"} writers, ${
-    values["live-feed"] ? "live" : "pre-rendered"
+    liveFeed ? "live" : "pre-rendered"
   } feed):
   ${fmt(ingest.events)} events (${fmt(Number(results))} results) in ${fmt(ingest.seconds, 2)} s = ${
     fmt(eventsPerSecond)

@@ -17,43 +17,40 @@
 // --flood-limit` gets 1.5 times as many idle connections; the report says
 // whether Deno.serve's accept loop died, whether new connections were served
 // meanwhile and how soon after the flood they are again.
-import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import { applyScores, createDb } from "../db/mod.ts";
 import { startService as startLimitedService } from "../tests/_service.ts";
+import { until } from "../tests/_wait.ts";
 import {
+  benchFlags,
   createBenchDb,
   describeMachine,
   fmt,
   requireCommands,
   run,
+  runWrk,
   startService,
+  type WrkResult,
 } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    attackers: { type: "string", default: "2000,5000" },
-    seconds: { type: "string", default: "10" },
-    hold: { type: "string", default: "60" },
-    proxy: { type: "string", default: "none" },
-    drip: { type: "string", default: "3" },
-    connections: { type: "string", default: "16" },
-    students: { type: "string", default: "20000" },
-    "flood-limit": { type: "string", default: "1024" },
-    exams: { type: "string", default: "20" },
-  },
+const flags = benchFlags({
+  attackers: "2000,5000",
+  seconds: 10,
+  hold: 60,
+  proxy: "none",
+  drip: 3,
+  connections: 16,
+  students: 20_000,
+  "flood-limit": 1024,
+  exams: 20,
 });
-const attackerCounts = values.attackers.split(",").map(Number);
-const seconds = Number(values.seconds);
-const holdMs = Number(values.hold) * 1000;
-const dripMs = Number(values.drip) * 1000;
-const wrkConnections = Number(values.connections);
-const students = Number(values.students);
-const exams = Number(values.exams);
+const attackerCounts = flags.attackers.split(",").map(Number);
+const { seconds, students, exams, connections: wrkConnections } = flags;
+const holdMs = flags.hold * 1000;
+const dripMs = flags.drip * 1000;
 
 const encoder = new TextEncoder();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** N connections to the service that never complete a request; each notes when the server closed it. */
 async function attack(port: number, count: number, kind: "idle" | "slowloris") {
@@ -111,40 +108,15 @@ async function attack(port: number, count: number, kind: "idle" | "slowloris") {
   };
 }
 
-interface Load {
-  rps: number;
-  p50: number;
-  p99: number;
-  max: number;
-  errors: number;
-}
-
-/** wrk --latency for `seconds`; latencies in ms, errors = socket errors + non-2xx. */
-async function wrk(url: string, script?: string): Promise<Load> {
-  const out = await run("wrk", [
-    "-t2",
-    `-c${wrkConnections}`,
-    `-d${seconds}s`,
-    "--timeout",
-    "10s",
-    "--latency",
-    ...(script ? ["-s", script] : []),
-    url,
-  ]);
-  const toMs = (m: RegExpMatchArray | null) =>
-    m ? Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3 }[m[2] as "us" | "ms" | "s"] : NaN;
-  const percentile = (p: number) =>
-    toMs(out.match(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)\\b`)));
-  const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
-  const errors = (socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) +
-    Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
-  return {
-    rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
-    p50: percentile(50),
-    p99: percentile(99),
-    max: toMs(out.match(/Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b/)),
-    errors,
-  };
+/** wrk --latency for `seconds`. */
+async function wrk(url: string, script?: string): Promise<WrkResult> {
+  return await runWrk(url, {
+    threads: 2,
+    connections: wrkConnections,
+    seconds,
+    timeout: "10s",
+    script,
+  });
 }
 
 /** GET /healthz on a new connection: the time from connect to a 200 status line, or NaN. */
@@ -204,14 +176,14 @@ async function floodPastLimit(databaseUrl: string, openFiles: number) {
     const during = await probe;
     attackers.close();
     const releasedAt = performance.now();
-    let recoveredMs = NaN;
-    while (performance.now() - releasedAt < 15_000) {
-      if (!Number.isNaN(await healthzOnNewConnection(port))) {
-        recoveredMs = performance.now() - releasedAt;
-        break;
-      }
-      await sleep(50);
-    }
+    // NaN: not answered again within 15 s.
+    const recoveredMs = await until(
+      "a new connection to be answered",
+      async () =>
+        !Number.isNaN(await healthzOnNewConnection(port)) && performance.now() - releasedAt,
+      15_000,
+      50,
+    ).catch(() => NaN);
     const output = service.output();
     return {
       openFiles,
@@ -303,12 +275,16 @@ http {
     if (errors) console.log(`nginx error.log:\n${errors.split("\n").slice(-20).join("\n")}`);
     await Deno.remove(dir, { recursive: true });
   };
-  for (let i = 0; Number.isNaN(await healthzOnNewConnection(port)); i++) {
-    if (i > 100) {
-      await stop();
-      throw new Error("nginx did not start");
-    }
-    await sleep(100);
+  try {
+    await until(
+      "nginx to start",
+      async () => !Number.isNaN(await healthzOnNewConnection(port)),
+      10_000,
+      100,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
   }
   return { url: `http://127.0.0.1:${port}`, port, stop };
 }
@@ -341,17 +317,16 @@ async function fdLimit(pid: number): Promise<string> {
 
 interface Row {
   phase: string;
-  students: Load;
-  healthz: Load;
+  students: WrkResult;
+  healthz: WrkResult;
   fresh: Awaited<ReturnType<typeof newConnectionProbe>>;
   fds: number;
   rss: number;
   attack?: { opened: number; refused: number; closed: number[]; heldMs: number };
 }
 
-const command = `deno task bench:slowloris ${Deno.args.join(" ")}`.trim();
 await requireCommands("wrk", "nginx");
-console.log(await describeMachine(command));
+console.log(await describeMachine("bench:slowloris"));
 const db = await createBenchDb("scorestream_bench_slowloris");
 const rows: Row[] = [];
 let service: Awaited<ReturnType<typeof startService>> | undefined;
@@ -359,16 +334,15 @@ let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
 const script = await Deno.makeTempFile({ prefix: "scorestream_slowloris_", suffix: ".lua" });
 try {
   service = await startService({ DATABASE_URL: db.url, ROLE: "api" });
-  const { pid } = service;
+  const { pid, url: serviceUrl } = service;
   // /healthz answers before the migrations ran; /readyz after.
-  for (
-    let i = 0;
-    (await fetch(`${service.url}/readyz`).then((r) => r.text().then(() => r.status))) !== 200;
-    i++
-  ) {
-    if (i > 600) throw new Error("The service never became ready");
-    await sleep(100);
-  }
+  await until(
+    "the service to become ready",
+    async () =>
+      (await fetch(`${serviceUrl}/readyz`).then((r) => r.text().then(() => r.status))) === 200,
+    60_000,
+    100,
+  );
 
   // Data through the writers' own write path, applyScores().
   const writer = createDb({ url: db.url });
@@ -396,9 +370,9 @@ try {
         students - 1
       })) end\n`,
   );
-  if (values.proxy === "nginx") nginx = await startNginx(Number(new URL(service.url).port));
-  else if (values.proxy !== "none") {
-    throw new Error(`Cannot use --proxy ${values.proxy}: not nginx or none`);
+  if (flags.proxy === "nginx") nginx = await startNginx(Number(new URL(service.url).port));
+  else if (flags.proxy !== "none") {
+    throw new Error(`Cannot use --proxy ${flags.proxy}: not nginx or none`);
   }
   // Healthy clients and attackers talk to this: the service, or nginx in front of it.
   const { url, port } = nginx ?? { url: service.url, port: Number(new URL(service.url).port) };
@@ -443,14 +417,18 @@ try {
         },
       });
       attackers.close();
-      // Wait for the service to see them go before the next phase.
-      for (let i = 0; i < 100 && (await openFds(pid)) > baselineFds + 100; i++) {
-        await sleep(100);
-      }
+      // Wait for the service to see them go before the next phase (10 s at most: the
+      // next phase's row shows what is left).
+      await until(
+        "the attackers' descriptors to close",
+        async () => (await openFds(pid)) <= baselineFds + 100,
+        10_000,
+        100,
+      ).catch(() => {});
     }
   }
   rows.push(await measure("baseline again"));
-  const flood = await floodPastLimit(db.url, Number(values["flood-limit"]));
+  const flood = await floodPastLimit(db.url, flags["flood-limit"]);
 
   const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "-");
   const table = [
@@ -502,7 +480,7 @@ ${
   } students x ${exams} exams); open-file limit of the service process: ${limit}
 healthy load: wrk -t2 -c${wrkConnections} -d${seconds}s on keep-alive connections, /students/{random id} then /healthz;
   new-conn: one GET /healthz per new TCP connection every 20 ms during the /healthz run (connect to status line)
-attackers: idle = connected, nothing sent; slowloris = "GET /healthz HTTP/1.1" + a partial header, one more byte every ${values.drip} s
+attackers: idle = connected, nothing sent; slowloris = "GET /healthz HTTP/1.1" + a partial header, one more byte every ${flags.drip} s
 `);
   for (const row of table) {
     console.log(

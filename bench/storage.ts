@@ -5,18 +5,10 @@
 // maps), divided by the number of results, with a breakdown per relation. The
 // baseline beside it: the same results as a bare table keyed by (studentId, exam)
 // with an index on (exam, studentId), as the ingest benchmark's COPY builds it.
-import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { createBenchDb, describeMachine, fmt, ingestDemo } from "./_harness.ts";
+import { benchFlags, createBenchDb, describeMachine, fmt, ingestDemo } from "./_harness.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    events: { type: "string", default: "1000000" },
-    seed: { type: "string", default: "1" },
-  },
-});
-const events = Number(values.events);
+const { events, seed } = benchFlags({ events: 1_000_000, seed: 1 });
 
 interface Relation {
   name: string;
@@ -25,10 +17,10 @@ interface Relation {
   bytes: string;
 }
 
-console.log(await describeMachine(`deno task bench:storage ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:storage"));
 const db = await createBenchDb("scorestream_bench_storage");
 try {
-  await ingestDemo({ databaseUrl: db.url, events, seed: Number(values.seed) });
+  await ingestDemo({ databaseUrl: db.url, events, seed });
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   await sql`CREATE TABLE naive (
     student_id text COLLATE "C" NOT NULL, exam int4 NOT NULL, score float8 NOT NULL,

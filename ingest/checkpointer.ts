@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { aborted } from "../aborted.ts";
 import { type Database, describeError, saveCheckpoint } from "../db/mod.ts";
 
 /** Keeps the stored checkpoint of one feed up to date without blocking ingest. */
@@ -60,12 +61,7 @@ export function createCheckpointer({ db, feed, onSaved, log = () => {}, retryMs 
       kick();
       if (!signal) return await writing;
       // A write on a silent network would hold the shutdown up for good.
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) return resolve();
-        signal.addEventListener("abort", () => resolve(), { once: true });
-        writing?.then(() => resolve());
-        if (!writing) resolve();
-      });
+      await Promise.race([writing, aborted(signal)]);
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { aborted } from "../aborted.ts";
 import { type Database, loadCheckpoint } from "../db/mod.ts";
 import { startWriters } from "../workers/mod.ts";
 import { createCheckpointer } from "./checkpointer.ts";
@@ -149,11 +150,4 @@ function fetchFrom(handler: (request: Request) => Response): typeof fetch {
     const body = response.body.pipeThrough(new TransformStream(), { signal: request.signal });
     return Promise.resolve(new Response(body, response));
   };
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }

@@ -2,14 +2,11 @@
 // faults and the Postgres in DATABASE_URL, checked exactly against the oracle of the
 // events sent. tests/faults_test.ts runs them at CI sizes, tests/soak.ts at soak sizes.
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { loadCheckpoint } from "../db/mod.ts";
-import {
-  createDemoFeed,
-  type DemoFeedOptions,
-  scoreEventAt,
-  type ScoreEventOptions,
-} from "../ingest/demo_feed.ts";
+import { scoreEventAt, type ScoreEventOptions } from "../ingest/demo_feed.ts";
 import { createTestDatabase } from "./_db.ts";
+import { demoFeed, type FeedAnswer, type FeedRequest, serveFeed } from "./_feed_server.ts";
 import { type Service, startService } from "./_service.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
 import { until } from "./_wait.ts";
@@ -24,10 +21,6 @@ import {
 export type Report = Record<string, number | string | boolean>;
 
 const encoder = new TextEncoder();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** The status of GET `path`, or why the request failed or took over `timeoutMs`. */
 async function status(
@@ -116,34 +109,27 @@ function withServiceOutput(error: unknown, service: Service | undefined): unknow
   return error;
 }
 
-/** A feed's request as the feed server saw it. */
-interface FeedRequest {
-  lastEventId: string | null;
-}
+/** Starts the service (again): the scenario's service is the one started last. */
+type Start = (env: Record<string, string>) => Promise<Service>;
 
 /**
- * The demo feed on a loopback port, recording each request's `Last-Event-ID`. Every
- * response starts with `retry: retryMs`, so that the many reconnections of a test do
- * not each wait the default second.
+ * Runs one scenario. However it ends, the service it started last is killed, then
+ * what it put in `resources` is closed (last in, first out); a failure carries the
+ * end of the service's log.
  */
-function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
-  const handler = createDemoFeed(options);
-  const requests: FeedRequest[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    requests.push({ lastEventId: request.headers.get("last-event-id") });
-    const response = handler(request);
-    if (response.status !== 200 || !response.body) return response;
-    const retry = encoder.encode(`retry: ${options.retryMs}\n\n`);
-    const body = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({ start: (c) => c.enqueue(retry) }),
-    );
-    return new Response(body, response);
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/scores`,
-    requests,
-    close: () => server.shutdown(),
-  };
+async function scenario(
+  run: (start: Start, resources: AsyncDisposableStack) => Promise<Report>,
+): Promise<Report> {
+  const resources = new AsyncDisposableStack();
+  let service: Service | undefined;
+  try {
+    return await run(async (env) => service = await startService(env), resources);
+  } catch (error) {
+    throw withServiceOutput(error, service);
+  } finally {
+    await service?.stop("SIGKILL");
+    await resources.disposeAsync();
+  }
 }
 
 /** Waits for the first feed request after `index` and returns its Last-Event-ID. */
@@ -195,14 +181,15 @@ export async function killAndRestart(
     writers?: number;
   },
 ): Promise<Report> {
-  const seed = 1 + Math.floor(Math.random() * 1e9);
-  const feed = serveDemoFeed({ seed, rate, total, faults: { dropEvery }, retryMs: 100 });
-  const database = await createTestDatabase("server");
-  const env = { SCORES_URL: feed.url, DATABASE_URL: database.url, WRITERS: String(writers) };
-  let service: Service | undefined;
-  try {
+  return await scenario(async (start, resources) => {
+    const seed = 1 + Math.floor(Math.random() * 1e9);
+    const feed = resources.use(
+      serveFeed(demoFeed({ seed, rate, total, faults: { dropEvery }, retryMs: 100 })),
+    );
+    const database = resources.use(await createTestDatabase("server"));
+    const env = { SCORES_URL: feed.url, DATABASE_URL: database.url, WRITERS: String(writers) };
     const started = performance.now();
-    service = await startService(env);
+    let service = await start(env);
     const resumedFrom: string[] = [];
     for (let kill = 1; kill <= kills; kill++) {
       if (kill % 3 === 0) {
@@ -219,7 +206,7 @@ export async function killAndRestart(
       const checkpoint = await loadCheckpoint(database.db, feed.url);
       assert.ok(checkpoint !== undefined, "a checkpoint was stored before the kill");
       const asked = feed.requests.length;
-      service = await startService(env);
+      service = await start(env);
       assert.equal(
         await nextRequest(feed, asked),
         checkpoint,
@@ -248,13 +235,7 @@ export async function killAndRestart(
       ingestSeconds: Math.round((storedAt - started) / 100) / 10,
       verifyMs: Math.round(verifyMs),
     };
-  } catch (error) {
-    throw withServiceOutput(error, service);
-  } finally {
-    await service?.stop("SIGKILL");
-    await feed.close();
-    await database.close();
-  }
+  });
 }
 
 /**
@@ -265,13 +246,12 @@ export async function killAndRestart(
 export async function sigtermAtFullSpeed(
   { total, stopAfter }: { total: number; stopAfter: number },
 ): Promise<Report> {
-  const seed = 1 + Math.floor(Math.random() * 1e9);
-  const feed = serveDemoFeed({ seed, rate: 0, total, retryMs: 100 });
-  const database = await createTestDatabase("server");
-  const env = { SCORES_URL: feed.url, DATABASE_URL: database.url };
-  let service: Service | undefined;
-  try {
-    service = await startService(env);
+  return await scenario(async (start, resources) => {
+    const seed = 1 + Math.floor(Math.random() * 1e9);
+    const feed = resources.use(serveFeed(demoFeed({ seed, rate: 0, total, retryMs: 100 })));
+    const database = resources.use(await createTestDatabase("server"));
+    const env = { SCORES_URL: feed.url, DATABASE_URL: database.url };
+    let service = await start(env);
     const memory = sampleMemory(service, 100);
     const started = performance.now();
     const before = await service.waitFor((s) => s.ingest.applied >= stopAfter, 120_000);
@@ -280,13 +260,13 @@ export async function sigtermAtFullSpeed(
     const exit = await stopWithin(service, "SIGTERM", 10_000);
     assert.equal(exit.code, 0, `SIGTERM exits 0:\n${service.output().slice(-2000)}`);
     const exitMs = exit.ms;
-    const stoppedAt = /"msg":"stopped","lastEventId":"(\d+)"/.exec(service.output())?.[1];
-    assert.ok(stoppedAt !== undefined, "the service logged where it stopped");
+    const stoppedAt = service.logs().find((r) => r.msg === "stopped")?.lastEventId;
+    assert.ok(typeof stoppedAt === "string", "the service logged where it stopped");
     assert.ok(Number(stoppedAt) < total - 1, "it stopped in the middle of the feed");
     assert.equal(await loadCheckpoint(database.db, feed.url), stoppedAt, "checkpoint stored");
 
     const asked = feed.requests.length;
-    service = await startService(env);
+    service = await start(env);
     assert.equal(await nextRequest(feed, asked), stoppedAt, "the restart resumes there");
     const { verifyMs } = await assertFeedStored(service, demoEvents(seed, total), 120_000);
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
@@ -298,13 +278,7 @@ export async function sigtermAtFullSpeed(
       peakRssMiB: Math.round(peakRss / MiB),
       verifyMs: Math.round(verifyMs),
     };
-  } catch (error) {
-    throw withServiceOutput(error, service);
-  } finally {
-    await service?.stop("SIGKILL");
-    await feed.close();
-    await database.close();
-  }
+  });
 }
 
 /** One block of the hostile feed: its bytes (as chunks) or an endless stream. */
@@ -510,18 +484,16 @@ function hostileFeed(seed: number, valid: number) {
 const BAD_STATUSES = new Map([[1, 503], [3, 429], [5, 500]]);
 
 /**
- * Serves `blocks`, resuming after the block named by Last-Event-ID, and answers
+ * Answers with `blocks`, resuming after the block named by Last-Event-ID, and answers
  * the requests in BAD_STATUSES with those statuses (and `Retry-After: 1`).
  */
-function serveBlocks(blocks: HostileBlock[]) {
+function blocksFeed(blocks: HostileBlock[]): FeedAnswer {
   const served = new Set<string>();
-  const requests: FeedRequest[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+  return (request, n) => {
     const lastEventId = request.headers.get("last-event-id");
-    requests.push({ lastEventId });
     // As nginx's default header limit would.
     if ((lastEventId?.length ?? 0) > 8192) return new Response(null, { status: 431 });
-    const bad = BAD_STATUSES.get(requests.length - 1);
+    const bad = BAD_STATUSES.get(n);
     if (bad) return new Response("not now", { status: bad, headers: { "retry-after": "1" } });
     let next = lastEventId === null ? 0 : blocks.findIndex((b) => b.id === lastEventId) + 1;
     // A one-off block is skipped by the connection that resumes right after it: the
@@ -540,11 +512,6 @@ function serveBlocks(blocks: HostileBlock[]) {
       },
     }, { highWaterMark: 0 });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/scores`,
-    requests,
-    close: () => server.shutdown(),
   };
 }
 
@@ -556,13 +523,12 @@ function serveBlocks(blocks: HostileBlock[]) {
  * answers are retried.
  */
 export async function hostileFeedScenario({ valid }: { valid: number }): Promise<Report> {
-  const seed = 1 + Math.floor(Math.random() * 1e9);
-  const { blocks, expect } = hostileFeed(seed, valid);
-  const feed = serveBlocks(blocks);
-  const database = await createTestDatabase("server");
-  let service: Service | undefined;
-  try {
-    service = await startService({ SCORES_URL: feed.url, DATABASE_URL: database.url });
+  return await scenario(async (start, resources) => {
+    const seed = 1 + Math.floor(Math.random() * 1e9);
+    const { blocks, expect } = hostileFeed(seed, valid);
+    const feed = resources.use(serveFeed(blocksFeed(blocks)));
+    const database = resources.use(await createTestDatabase("server"));
+    const service = await start({ SCORES_URL: feed.url, DATABASE_URL: database.url });
     const memory = sampleMemory(service);
     const expected = expectedState(expect.valid);
     const lastId = blocks.at(-1)!.id;
@@ -590,11 +556,16 @@ export async function hostileFeedScenario({ valid }: { valid: number }): Promise
       expect.rejected,
       "each rejected event is quarantined once, with its id and reason",
     );
-    const broken = service.output().match(/no event in \d+ characters/g)?.length ?? 0;
-    assert.equal(broken, expect.oversized, "each endless event failed its connection");
+    const failures = service.logs().filter((r) => r.msg === "feed connection failed")
+      .map((r) => String(r.reason));
+    const broken = failures.filter((reason) => /^no event in \d+ characters/.test(reason));
+    assert.equal(broken.length, expect.oversized, "each endless event failed its connection");
     assert.ok(stats.ingest.reconnects >= expect.oversized, "and the service reconnected");
     for (const status of BAD_STATUSES.values()) {
-      assert.match(service.output(), new RegExp(`"reason":"HTTP ${status} `), `retried ${status}`);
+      assert.ok(
+        failures.some((reason) => reason.startsWith(`HTTP ${status} `)),
+        `retried ${status}`,
+      );
     }
     assert.equal(
       feed.requests.filter((r) => r.lastEventId === null).length,
@@ -612,13 +583,7 @@ export async function hostileFeedScenario({ valid }: { valid: number }): Promise
       peakRssMiB: Math.round(peakRss / MiB),
       verifyMs: Math.round(verifyMs),
     };
-  } catch (error) {
-    throw withServiceOutput(error, service);
-  } finally {
-    await service?.stop("SIGKILL");
-    await feed.close();
-    await database.close();
-  }
+  });
 }
 
 /** The local cluster serving DATABASE_URL (from `pg_lsclusters`), or undefined. */
@@ -657,6 +622,19 @@ async function ensureClusterUp(cluster: { version: string; name: string }) {
     await sleep(500);
   }
   throw new Error(`The cluster ${cluster.version}/${cluster.name} does not come back`);
+}
+
+/** A fresh database on the server and a TCP proxy in front of it, to play outages with. */
+async function proxiedDatabase(resources: AsyncDisposableStack) {
+  const database = resources.use(await createTestDatabase("server"));
+  const target = new URL(database.url);
+  const proxy = resources.use(
+    startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) }),
+  );
+  const proxied = new URL(database.url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(proxy.port);
+  return { database, proxy, url: proxied.href };
 }
 
 /** A probe of the service while a fault lasts. */
@@ -736,23 +714,20 @@ export async function databaseOutages(
     clusterDownMs?: number;
   },
 ): Promise<Report> {
-  const seed = 1 + Math.floor(Math.random() * 1e9);
-  const examSize = 2_000;
-  // Cut now and then, so that each connection paces itself afresh after an outage.
-  const faults = { dropEvery: 50_000 };
-  const feed = serveDemoFeed({ seed, rate, total, examSize, faults, retryMs: 100 });
-  const database = await createTestDatabase("server");
-  const target = new URL(database.url);
-  const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
-  const proxied = new URL(database.url);
-  proxied.hostname = "127.0.0.1";
-  proxied.port = String(proxy.port);
-  const cluster = clusterStop.length > 0 ? await localCluster() : undefined;
-  if (clusterStop.length > 0 && !cluster) throw new Error("No local cluster to restart");
-  let service: Service | undefined;
-  const report: Report = { events: total, rate };
-  try {
-    service = await startService({ SCORES_URL: feed.url, DATABASE_URL: proxied.href });
+  return await scenario(async (start, resources) => {
+    const seed = 1 + Math.floor(Math.random() * 1e9);
+    const examSize = 2_000;
+    // Cut now and then, so that each connection paces itself afresh after an outage.
+    const faults = { dropEvery: 50_000 };
+    const feed = resources.use(
+      serveFeed(demoFeed({ seed, rate, total, examSize, faults, retryMs: 100 })),
+    );
+    const { proxy, url } = await proxiedDatabase(resources);
+    const cluster = clusterStop.length > 0 ? await localCluster() : undefined;
+    if (clusterStop.length > 0 && !cluster) throw new Error("No local cluster to restart");
+    if (cluster) resources.defer(() => ensureClusterUp(cluster));
+    const report: Report = { events: total, rate };
+    const service = await start({ SCORES_URL: feed.url, DATABASE_URL: url });
     await service.waitFor((s) => s.ingest.applied >= rate, 60_000);
     assert.equal(await status(service, "/readyz"), 200);
 
@@ -816,15 +791,7 @@ export async function databaseOutages(
     assert.doesNotMatch(service.output(), /Uncaught|unhandled/i, "no unhandled error");
     assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
     return { ...report, verifyMs: Math.round(verifyMs) };
-  } catch (error) {
-    throw withServiceOutput(error, service);
-  } finally {
-    await service?.stop("SIGKILL");
-    if (cluster) await ensureClusterUp(cluster);
-    await proxy.close();
-    await feed.close();
-    await database.close();
-  }
+  });
 }
 
 /**
@@ -835,36 +802,36 @@ export async function databaseOutages(
 export async function sigtermDuringOutage(
   { total, rate }: { total: number; rate: number },
 ): Promise<Report> {
-  const seed = 1 + Math.floor(Math.random() * 1e9);
-  const examSize = 2_000;
-  const feed = serveDemoFeed({ seed, rate, total, examSize, retryMs: 100 });
-  const database = await createTestDatabase("server");
-  const target = new URL(database.url);
-  const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
-  const proxied = new URL(database.url);
-  proxied.hostname = "127.0.0.1";
-  proxied.port = String(proxy.port);
-  const env = { SCORES_URL: feed.url, DATABASE_URL: proxied.href };
-  let service: Service | undefined;
-  try {
-    service = await startService(env);
+  return await scenario(async (start, resources) => {
+    const seed = 1 + Math.floor(Math.random() * 1e9);
+    const examSize = 2_000;
+    const feed = resources.use(serveFeed(demoFeed({ seed, rate, total, examSize, retryMs: 100 })));
+    const { database, proxy, url } = await proxiedDatabase(resources);
+    const env = { SCORES_URL: feed.url, DATABASE_URL: url };
+    let service = await start(env);
     await service.waitFor((s) => s.ingest.applied >= rate, 60_000);
     proxy.down();
-    // Until reading stops: the bounded queues are full.
+    // Until reading stops (the bounded queues are full): four samples alike, 500 ms apart.
     let received = -1;
-    for (let still = 0; still < 4;) {
-      await sleep(500);
-      const now = (await metrics(service)).scorestream_ingest_events_received_total;
-      still = now === received ? still + 1 : 0;
-      received = now;
-    }
+    let still = 0;
+    await until(
+      () => `ingest to stop reading (received ${received})`,
+      async () => {
+        const now = (await metrics(service)).scorestream_ingest_events_received_total;
+        still = now === received ? still + 1 : 0;
+        received = now;
+        return still >= 4;
+      },
+      60_000,
+      500,
+    );
     assert.ok(received < total, "ingest was held back before the feed's end");
     const exit = await stopWithin(service, "SIGTERM", 10_000);
     assert.equal(exit.code, 0, `SIGTERM exits 0:\n${service.output().slice(-2000)}`);
     proxy.up();
     const checkpoint = await loadCheckpoint(database.db, feed.url);
     const asked = feed.requests.length;
-    service = await startService(env);
+    service = await start(env);
     assert.equal(await nextRequest(feed, asked), checkpoint, "the restart resumes there");
     const events = demoEvents(seed, total, { examSize });
     const { verifyMs } = await assertFeedStored(service, events, 120_000);
@@ -876,12 +843,5 @@ export async function sigtermDuringOutage(
       checkpoint: checkpoint ?? "",
       verifyMs: Math.round(verifyMs),
     };
-  } catch (error) {
-    throw withServiceOutput(error, service);
-  } finally {
-    await service?.stop("SIGKILL");
-    await proxy.close();
-    await feed.close();
-    await database.close();
-  }
+  });
 }

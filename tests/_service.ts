@@ -1,4 +1,4 @@
-import { createDemoFeed, type DemoFeedOptions } from "../ingest/demo_feed.ts";
+import { until } from "./_wait.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -57,13 +57,18 @@ export interface Service {
   pid: number;
   /** Everything it printed so far (the last `outputLimit` characters). */
   output(): string;
+  /** The JSON log records in the output so far, parsed (other lines left out). */
+  logs(): LogRecord[];
   json<T = Record<string, unknown>>(path: string): Promise<T>;
   stats(): Promise<Stats>;
-  /** Polls /stats until `done` holds or `timeoutMs` passes (then throws). */
-  waitFor(done: (stats: Stats) => boolean, timeoutMs?: number): Promise<Stats>;
+  /** Polls /stats every `everyMs` until `done` holds, or throws after `timeoutMs`. */
+  waitFor(done: (stats: Stats) => boolean, timeoutMs?: number, everyMs?: number): Promise<Stats>;
   /** Sends a signal and waits for the exit. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
+
+/** One line of the service's JSON log. */
+export type LogRecord = { msg?: unknown; [key: string]: unknown };
 
 /** The body of GET /stats. */
 export interface Stats {
@@ -123,6 +128,15 @@ export async function startService(
     url,
     pid: child.pid,
     output: () => output,
+    logs: () =>
+      output.split("\n").flatMap((line) => {
+        try {
+          const record = JSON.parse(line);
+          return typeof record === "object" && record !== null ? [record as LogRecord] : [];
+        } catch {
+          return []; // not a log record, or cut off by outputLimit
+        }
+      }),
     async json<T>(path: string) {
       // A request that takes over 30 s fails instead of hanging the suite.
       const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(30_000) });
@@ -132,18 +146,22 @@ export async function startService(
       return await response.json() as T;
     },
     stats: () => service.json<Stats>("/stats"),
-    async waitFor(done, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
+    async waitFor(done, timeoutMs = 60_000, everyMs = 100) {
       let last: Stats | undefined;
-      while (Date.now() < deadline) {
-        if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
-        try {
-          last = await service.stats();
-          if (done(last)) return last;
-        } catch { /* not up yet, or the database is away */ }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error(`Timed out; last /stats: ${JSON.stringify(last)}\n${output.slice(-4000)}`);
+      return await until(
+        () => `/stats to hold; last: ${JSON.stringify(last)}\n${output.slice(-4000)}`,
+        async () => {
+          if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
+          try {
+            last = await service.stats();
+            return done(last) && last;
+          } catch {
+            return undefined; // not up yet, or the database is away
+          }
+        },
+        timeoutMs,
+        everyMs,
+      );
     },
     async stop(signal = "SIGTERM") {
       if (!exited) {
@@ -156,30 +174,20 @@ export async function startService(
       return status;
     },
   };
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return service;
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await until(() => `the service to start:\n${output}`, async () => {
+      if (exited) throw new Error(`The service exited (${exited.code}):\n${output}`);
+      try {
+        const response = await fetch(`${url}/healthz`);
+        await response.body?.cancel();
+        return response.ok;
+      } catch {
+        return undefined; // not listening yet
+      }
+    }, 60_000);
+  } catch (error) {
+    await service.stop("SIGKILL");
+    throw error;
   }
-  await service.stop("SIGKILL");
-  throw new Error(`The service did not start:\n${output}`);
-}
-
-/** The demo feed served on a loopback port, as an external SCORES_URL. */
-export function serveFeed(options: DemoFeedOptions) {
-  const handler = createDemoFeed(options);
-  const requests: Request[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    requests.push(request);
-    return handler(request);
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/scores`,
-    requests,
-    close: () => server.shutdown(),
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
+  return service;
 }

@@ -1,18 +1,22 @@
+import { setTimeout as delay } from "node:timers/promises";
+
 /**
- * Polls `probe` every 50 ms until it returns something other than undefined
- * (false counts as not yet), and returns that; throws naming `what` after
- * `timeoutMs`.
+ * The one polling loop of the tests and benchmarks: calls `probe` every `everyMs`
+ * until it returns something other than undefined or false, and returns that. After
+ * `timeoutMs` it throws, naming `what` (a function can say what it saw last). A probe
+ * that throws ends the wait with its error.
  */
 export async function until<T>(
-  what: string,
+  what: string | (() => string),
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 30_000,
+  everyMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await delay(everyMs);
   }
-  throw new Error(`Timed out waiting for ${what}`);
+  throw new Error(`Timed out waiting for ${typeof what === "string" ? what : what()}`);
 }

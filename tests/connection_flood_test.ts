@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createTestDatabase, databaseKinds } from "./_db.ts";
 import { startService } from "./_service.ts";
+import { until } from "./_wait.ts";
 
 const OPEN_FILES = 256;
 
@@ -50,17 +51,20 @@ Deno.test("service answers again after idle connections ran it out of file descr
       );
       for (const result of batch) if (result.status === "fulfilled") flood.push(result.value);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    assert.match(service.output(), /stopped accepting connections/);
+    await until(
+      "the server to log that it stopped accepting connections",
+      () => service.logs().some((r) => String(r.msg).includes("stopped accepting connections")),
+      10_000,
+    );
     for (const conn of flood.splice(0)) conn.close();
 
     let status: number | string = "not tried";
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-      status = await healthzOnNewConnection(port);
-      if (status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    assert.equal(status, 200, `/healthz after the flood: ${status}\n${service.output()}`);
+    await until(
+      () => `/healthz after the flood: ${status}\n${service.output()}`,
+      async () => (status = await healthzOnNewConnection(port)) === 200,
+      10_000,
+      200,
+    );
   } finally {
     for (const conn of flood) conn.close();
     await service.stop();

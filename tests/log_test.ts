@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../log.ts";
+import { until } from "./_wait.ts";
 
 const at = new Date("2026-11-27T12:00:00.000Z");
 
@@ -18,10 +19,7 @@ Deno.test("createLogger() writes info records together after flushMs, in order, 
   logger.log({ level: "info", msg: "request", status: 200 });
   logger.log({ level: "info", msg: "request", status: 404 });
   assert.equal(writes.length, 0);
-  const deadline = Date.now() + 2_000;
-  while (writes.length === 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until("the flush", () => writes.length > 0, 2_000, 10);
   assert.equal(writes.length, 1);
   assert.deepEqual(writes[0].split("\n").slice(0, -1).map((line) => JSON.parse(line)), [
     { time: at.toISOString(), level: "info", msg: "request", status: 200 },

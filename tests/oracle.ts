@@ -38,15 +38,20 @@ export interface ExpectedState {
   results: number;
 }
 
-/** Replays the events with last-write-wins per (studentId, exam). */
-export function expectedState(events: Iterable<OracleEvent>): ExpectedState {
+/** The stored results after the events: studentId -> exam -> score, the last one winning. */
+export function finalScores(events: Iterable<OracleEvent>): Map<string, Map<number, number>> {
   const latest = new Map<string, Map<number, number>>();
   for (const { studentId, exam, score } of events) {
     let byExam = latest.get(studentId);
     if (!byExam) latest.set(studentId, byExam = new Map());
     byExam.set(exam, score);
   }
+  return latest;
+}
 
+/** Replays the events with last-write-wins per (studentId, exam). */
+export function expectedState(events: Iterable<OracleEvent>): ExpectedState {
+  const latest = finalScores(events);
   const students = new Map<string, ExpectedStudent>();
   const examResults = new Map<number, { studentId: string; score: number }[]>();
   let results = 0;
@@ -89,9 +94,14 @@ function summary(results: { score: number }[]): { count: number; average: number
   return { count: results.length, average: sum / results.length };
 }
 
+/** Whether two averages agree up to the rounding of summing in another order. */
+export function isClose(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-12;
+}
+
 /** Asserts that two averages agree up to the rounding of summing in another order. */
 export function assertClose(actual: number, expected: number, what: string) {
-  assert.ok(Math.abs(actual - expected) <= 1e-12, `${what}: ${actual} != ${expected}`);
+  assert.ok(isClose(actual, expected), `${what}: ${actual} != ${expected}`);
 }
 
 /** Every item of a paginated list (`limit`/`after`/`next`) of the API. */

@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import { scoreEventAt } from "../ingest/demo_feed.ts";
 import { createTestDatabase, databaseKinds } from "./_db.ts";
 import { assertMatchesOracle, expectedState } from "./oracle.ts";
-import { serveFeed, startService } from "./_service.ts";
+import { demoFeed, serveFeed } from "./_feed_server.ts";
+import { startService } from "./_service.ts";
 
 const TOTAL = 20_000;
 
 for (const kind of databaseKinds) {
   Deno.test(`service stores ${TOTAL} events with regrades exactly, read back through the API (${kind})`, async () => {
     const seed = 1 + Math.floor(Math.random() * 1e9);
-    await using feed = serveFeed({ seed, rate: 5_000, total: TOTAL });
+    await using feed = serveFeed(demoFeed({ seed, rate: 5_000, total: TOTAL }));
     await using database = await createTestDatabase(kind);
     // The embedded kind runs the service on its own PGlite under DATA_DIR.
     const dataDir = `./data/test-${crypto.randomUUID()}`;

@@ -3,7 +3,7 @@ import type { Batch } from "./protocol.ts";
 
 /**
  * Merges batches (in the order given) into one row per (studentId, exam), the
- * later event winning, as DESIGN.md rule 1 says and `apply_scores` requires.
+ * later event winning, as DESIGN.md rule 1 says and applyScores() requires.
  */
 export function coalesce(batches: readonly Batch[]): ScoreColumns {
   // One map of studentIds per exam rather than one of "studentId + exam" keys:

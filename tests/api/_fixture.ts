@@ -1,7 +1,9 @@
 import type { Kysely } from "kysely";
 import { type ApiOptions, createApi, type LogEntry, type ReadCache } from "../../api/mod.ts";
 import { applyScores, createQueries, type Database, isMigrated } from "../../db/mod.ts";
+import { shardOf } from "../../ingest/shard.ts";
 import { createTestDatabase, type TestDatabase, type TestDatabaseKind } from "../_db.ts";
+import { finalScores } from "../oracle.ts";
 
 /** One score event of the stream, in order. */
 export type ScoreEvent = [studentId: string, exam: number, score: number];
@@ -59,32 +61,10 @@ export function seedEvents(): ScoreEvent[] {
   return events;
 }
 
-/** The stored state after the stream: studentId -> exam -> score, the last one winning. */
-export function finalScores(events: ScoreEvent[]): Map<string, Map<number, number>> {
-  const scores = new Map<string, Map<number, number>>();
-  for (const [id, exam, score] of events) {
-    if (!scores.has(id)) scores.set(id, new Map());
-    scores.get(id)!.set(exam, score);
-  }
-  return scores;
-}
-
-const encoder = new TextEncoder();
-
-/** Orders strings by their UTF-8 bytes, as COLLATE "C" does. */
-export function compareUtf8(a: string, b: string): number {
-  const x = encoder.encode(a);
-  const y = encoder.encode(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] - y[i];
-  }
-  return x.length - y.length;
-}
-
 /**
- * Writes events through the real write path, `apply_scores`, as the writers
- * do: each student always on the same writer, in stream order, one row per
- * (student, exam) in each call.
+ * Writes events through the writers' own path, applyScores(), as they do: each
+ * student always on its writer (shardOf), in stream order, one row per (student,
+ * exam) in each call.
  */
 export async function applyEvents(
   db: Kysely<Database>,
@@ -94,8 +74,7 @@ export async function applyEvents(
   for (let start = 0; start < events.length; start += batch) {
     const perWriter = new Map<number, Map<string, ScoreEvent>>();
     for (const event of events.slice(start, start + batch)) {
-      const writer = [...event[0]].reduce((h, ch) => (h * 31 + ch.codePointAt(0)!) >>> 0, 7) %
-        writers;
+      const writer = shardOf(event[0], writers);
       if (!perWriter.has(writer)) perWriter.set(writer, new Map());
       const rows = perWriter.get(writer)!;
       const key = `${event[1]} ${event[0]}`;
@@ -152,7 +131,7 @@ export async function createApiFixture(
     app,
     database,
     events,
-    scores: finalScores(events),
+    scores: finalScores(events.map(([studentId, exam, score]) => ({ studentId, exam, score }))),
     logs,
     async get(path, init) {
       const res = await app.request(path, init);
@@ -171,8 +150,3 @@ export async function createApiFixture(
 
 /** A path segment for a studentId, percent-encoded. */
 export const seg = (s: string | number) => encodeURIComponent(String(s));
-
-/** Whether two averages agree; running sums may differ from a fresh sum in the last bits. */
-export function close(a: number, b: number): boolean {
-  return Math.abs(a - b) <= 1e-12;
-}

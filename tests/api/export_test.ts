@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createApi, createChangeFeed, createReadCache } from "../../api/mod.ts";
 import { createQueries, isMigrated } from "../../db/mod.ts";
 import { databaseKinds } from "../_db.ts";
-import { behindReadCache, compareUtf8, createApiFixture, seg } from "./_fixture.ts";
+import { behindReadCache, createApiFixture, seg } from "./_fixture.ts";
+import { compareUtf8 } from "../oracle.ts";
 
 type Row = { studentId: string; exam: number; score: number };
 

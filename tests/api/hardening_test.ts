@@ -3,16 +3,19 @@ import { createApi, type LogEntry } from "../../api/mod.ts";
 import type { JsonText, Queries, StudentPage } from "../../db/mod.ts";
 import { ReadError } from "../../db/mod.ts";
 
-/** Queries that answer the student list with `body` after `delayMs`, or fail with `error`. */
+/**
+ * Queries that answer the student list with `body` (once `answerAfter` resolves), or
+ * fail with `error`.
+ */
 function fakeQueries(
-  { body = '{"students":[],"next":null}', delayMs = 0, error }: {
+  { body = '{"students":[],"next":null}', answerAfter, error }: {
     body?: string;
-    delayMs?: number;
+    answerAfter?: Promise<void>;
     error?: unknown;
   } = {},
 ): Queries {
   const students = async () => {
-    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (answerAfter) await answerAfter;
     if (error) throw error;
     return body as JsonText<StudentPage>;
   };
@@ -104,12 +107,15 @@ Deno.test("a request id is made for each request, or kept from a well-formed X-R
 });
 
 Deno.test("a request that runs past requestTimeoutMs answers 503 problem+json", async () => {
-  const app = createApi({ queries: fakeQueries({ delayMs: 200 }), ready, requestTimeoutMs: 20 });
+  // The query answers only after the request has timed out.
+  const timedOut = Promise.withResolvers<void>();
+  const queries = fakeQueries({ answerAfter: timedOut.promise });
+  const app = createApi({ queries, ready, requestTimeoutMs: 20 });
   const res = await app.request("/students");
+  timedOut.resolve();
   assert.equal(res.status, 503);
   assert.equal(res.headers.get("content-type"), "application/problem+json");
   assert.equal((await res.json()).detail, "The request took too long");
-  await new Promise((resolve) => setTimeout(resolve, 220));
 });
 
 Deno.test("a database timeout or outage answers 503 with Retry-After, not 500", async () => {

@@ -3,10 +3,13 @@ import { sql } from "kysely";
 import postgres from "postgres";
 import { applyScores, classifyError } from "../../db/mod.ts";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
+import { until } from "../_wait.ts";
 
 /**
  * Runs `later` while another session holds an uncommitted apply_score_ids of
- * one result, as another writer would, and commits that 500 ms later.
+ * one result, as another writer would, and commits once `later`'s statement
+ * waits for it: pg_stat_activity shows a statement of the database waiting for
+ * a lock (and the test fails if none ever does).
  */
 async function concurrently(
   t: TestDatabase,
@@ -23,7 +26,15 @@ async function concurrently(
       await tx`SELECT apply_score_ids(${writer}::int2, '{}'::text[], ARRAY[${student}]::int4[],
         ARRAY[${exam}]::int4[], ARRAY[${score}]::float8[], '{}'::text[], '{}'::text[], '{}'::text[])`;
       pending = later();
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await until(
+        "a statement waiting for the uncommitted one",
+        async () =>
+          (await sql`SELECT 1 FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db))
+            .rows.length > 0,
+        10_000,
+        20,
+      );
     });
   } finally {
     await other.end();
@@ -177,56 +188,37 @@ for (const kind of databaseKinds) {
 }
 
 if (databaseKinds.includes("server")) {
-  Deno.test("applyScores() waits for a statement of the same writer still running, then applies on top of it (server)", async () => {
-    await using t = await createTestDatabase("server");
-    // The writer knows "a" by its key from an earlier batch. An earlier
-    // statement of writer 0 (one abandoned after its deadline, say) inserts
-    // (a, 500) and commits only after the next one has started.
-    const keys = new Map<string, number>();
-    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, [], keys);
-    const other = postgres(t.url, { max: 1, onnotice: () => {} });
-    try {
-      let later: Promise<void> | undefined;
-      await other.begin(async (tx) => {
-        await tx`SELECT apply_score_ids(0::int2, '{}'::text[], ARRAY[${keys.get("a")!}]::int4[],
-          ARRAY[500], ARRAY[0.1]::float8[], '{}'::text[], '{}'::text[], '{}'::text[])`;
-        later = applyScores(t.db, 0, { names: ["a"], exams: [500], scores: [0.9] }, [], keys);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+  // While writer 0's statement stores (a, 500), another statement, uncommitted,
+  // has stored (a, 500) too and commits only after writer 0's has started.
+  for (
+    const [other, name] of [
+      // An earlier statement of writer 0 (one abandoned after its deadline, say);
+      // the writer knows "a" by its key from an earlier batch.
+      [0, "waits for a statement of the same writer still running, then applies on top of it"],
+      // Writer 1 of a process with another writer count, still finishing: writer
+      // 0's snapshot saw no result of exam 500, so it tries to insert.
+      [1, "regrades a result another writer's statement stored meanwhile"],
+    ] as const
+  ) {
+    Deno.test(`applyScores() ${name} (server)`, async () => {
+      await using t = await createTestDatabase("server");
+      const keys = new Map<string, number>();
+      await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, [], keys);
+      await concurrently(
+        t,
+        other,
+        keys.get("a")!,
+        500,
+        0.1,
+        () => applyScores(t.db, 0, { names: ["a"], exams: [500], scores: [0.9] }, [], keys),
+      );
+      assert.deepEqual(await state(t), {
+        results: [{ name: "a", exam: 1, score: 0.5 }, { name: "a", exam: 500, score: 0.9 }],
+        students: [{ name: "a", count: 2, sum: 1.4 }],
+        exams: [{ exam: 1, count: 1, sum: 0.5 }, { exam: 500, count: 1, sum: 0.9 }],
       });
-      await later;
-    } finally {
-      await other.end();
-    }
-    assert.deepEqual(await state(t), {
-      results: [{ name: "a", exam: 1, score: 0.5 }, { name: "a", exam: 500, score: 0.9 }],
-      students: [{ name: "a", count: 2, sum: 1.4 }],
-      exams: [{ exam: 1, count: 1, sum: 0.5 }, { exam: 500, count: 1, sum: 0.9 }],
     });
-  });
-}
-
-if (databaseKinds.includes("server")) {
-  Deno.test("applyScores() regrades a result another writer's statement stored meanwhile (server)", async () => {
-    await using t = await createTestDatabase("server");
-    // Writer 1 of a process with another writer count, still finishing,
-    // stores (a, 500) and commits after writer 0's statement has started:
-    // writer 0's snapshot saw no result of exam 500, so it tries to insert.
-    const keys = new Map<string, number>();
-    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, [], keys);
-    await concurrently(
-      t,
-      1,
-      keys.get("a")!,
-      500,
-      0.1,
-      () => applyScores(t.db, 0, { names: ["a"], exams: [500], scores: [0.9] }, [], keys),
-    );
-    assert.deepEqual(await state(t), {
-      results: [{ name: "a", exam: 1, score: 0.5 }, { name: "a", exam: 500, score: 0.9 }],
-      students: [{ name: "a", count: 2, sum: 1.4 }],
-      exams: [{ exam: 1, count: 1, sum: 0.5 }, { exam: 500, count: 1, sum: 0.9 }],
-    });
-  });
+  }
 
   Deno.test("applyScores() regrades from the score another writer's statement committed meanwhile (server)", async () => {
     await using t = await createTestDatabase("server");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { createDb } from "../../db/mod.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
+import { until } from "../_wait.ts";
 
 const encoder = new TextEncoder();
 
@@ -95,7 +96,7 @@ Deno.test("createDb() leaves unhandled rejections that are not postgres.js conne
     const error = Object.assign(new Error("not from postgres.js"), { code: "CONNECTION_CLOSED" });
     Promise.reject(error);
     Promise.reject(new Error("a bug"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await until("both rejections to reach the listener", () => seen.length === 2, 2_000, 10);
     assert.deepEqual(seen, [false, false]);
   } finally {
     globalThis.removeEventListener("unhandledrejection", listener);
@@ -126,10 +127,14 @@ Deno.test({
         const running = inTransaction
           ? db.db.transaction().execute((tx) => statement.execute(tx))
           : statement.execute(db.db);
-        await until(async () =>
-          (await sql`SELECT 1 FROM pg_stat_activity
+        await until(
+          "the statement to run",
+          async () =>
+            (await sql`SELECT 1 FROM pg_stat_activity
             WHERE application_name = ${applicationName} AND state = 'active'`.execute(t.db))
-            .rows.length > 0
+              .rows.length > 0,
+          10_000,
+          20,
         );
         await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
           WHERE application_name = ${applicationName}`.execute(t.db);
@@ -146,9 +151,3 @@ Deno.test({
     }
   },
 });
-
-async function until(condition: () => Promise<boolean>) {
-  for (let i = 0; i < 100 && !await condition(); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -3,6 +3,7 @@ import { createDb, loadCheckpoint } from "../../db/mod.ts";
 import { createCheckpointer } from "../../ingest/checkpointer.ts";
 import { createTestDatabase, databaseKinds } from "../_db.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
+import { until } from "../_wait.ts";
 
 const server = databaseKinds.includes("server");
 
@@ -36,9 +37,7 @@ Deno.test({
         onSaved: (id) => saved.push(id),
       });
       checkpointer.update("1");
-      for (let i = 0; i < 100 && saved.length === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await until("the first checkpoint to be saved", () => saved.length > 0, 2_000, 20);
       assert.deepEqual(saved, ["1"]);
       proxy.stall();
       checkpointer.update("2");

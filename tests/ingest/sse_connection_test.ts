@@ -6,6 +6,8 @@ import {
   type FeedStatus,
 } from "../../ingest/sse_connection.ts";
 import type { SseEvent } from "../../ingest/sse_parser.ts";
+import { serveFeed } from "../_feed_server.ts";
+import { until } from "../_wait.ts";
 
 const encoder = new TextEncoder();
 const BOM = [0xef, 0xbb, 0xbf];
@@ -20,12 +22,9 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await pause(2);
-  }
+/** This file's servers answer within milliseconds: poll every 2 ms, for 3 s at most. */
+function waitFor(what: string, ready: () => boolean, timeoutMs = 3_000): Promise<true> {
+  return until(what, ready, timeoutMs, 2);
 }
 
 /** A pause between body writes, so that each write reaches the client as its own chunk. */
@@ -68,41 +67,6 @@ function byteByByte(text: number[] | string): Part[] {
   return bytes.flatMap((b) => [[b], { pause: 1 }]);
 }
 
-interface Received {
-  lastEventId: string | null;
-  accept: string | null;
-  cacheControl: string | null;
-  at: number;
-}
-
-/**
- * A local feed server; `handler` answers the n-th request (0-based). `closing` aborts
- * when the server is disposed, for handlers that never answer.
- */
-function serveFeed(
-  handler: (n: number, closing: AbortSignal) => Response | Promise<Response>,
-) {
-  const requests: Received[] = [];
-  const closing = new AbortController();
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (request) => {
-    requests.push({
-      lastEventId: request.headers.get("last-event-id"),
-      accept: request.headers.get("accept"),
-      cacheControl: request.headers.get("cache-control"),
-      at: performance.now(),
-    });
-    return handler(requests.length - 1, closing.signal);
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/feed`,
-    requests,
-    async [Symbol.asyncDispose]() {
-      closing.abort();
-      await server.shutdown();
-    },
-  };
-}
-
 /** Runs consumeFeed with small delays and records everything it reports. */
 function startConsumer(options: Partial<ConsumeFeedOptions> & { url: string }) {
   const controller = new AbortController();
@@ -133,6 +97,13 @@ function startConsumer(options: Partial<ConsumeFeedOptions> & { url: string }) {
     data: (): string[] => chunks.flatMap((chunk) => chunk.events.map((event) => event.data)),
     failures: () => logs.filter((record) => record.msg === "feed connection failed"),
     abort: () => controller.abort(),
+    /** Aborts and waits for consumeFeed to return; how long that took, in ms. */
+    async abortAndTime(): Promise<number> {
+      const start = performance.now();
+      controller.abort();
+      await done;
+      return performance.now() - start;
+    },
     async [Symbol.asyncDispose]() {
       controller.abort();
       await done;
@@ -162,7 +133,7 @@ Deno.test("consumeFeed sends the stored last event id on its first request", asy
 });
 
 Deno.test("consumeFeed reconnects after the end of a body, resending the last event id", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0
       ? sse(["id: 1\ndata: a\n\n", { pause: 5 }, "id: 2\ndata: b\n\n"])
       : sse(["id: 3\ndata: c\n\n"], { open: true })
@@ -176,7 +147,7 @@ Deno.test("consumeFeed reconnects after the end of a body, resending the last ev
 });
 
 Deno.test("consumeFeed discards an event cut off by the end of a body, and its id", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0
       ? sse(["id: 1\ndata: a\n\nid: 2\ndata: b\n"])
       : sse(["id: 2\ndata: b\n\n"], { open: true })
@@ -188,7 +159,7 @@ Deno.test("consumeFeed discards an event cut off by the end of a body, and its i
 });
 
 Deno.test("consumeFeed sends no Last-Event-ID after an empty id", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(["data: a\n\nid:\n\n"]) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url, lastEventId: "7" });
@@ -201,7 +172,7 @@ Deno.test("consumeFeed sends no Last-Event-ID after an empty id", async () => {
 });
 
 Deno.test("consumeFeed resumes after the id of a block without data", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(["id: 9\n\n"]) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url });
@@ -211,7 +182,7 @@ Deno.test("consumeFeed resumes after the id of a block without data", async () =
 });
 
 Deno.test("consumeFeed sends a non-ASCII last event id as UTF-8", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(["id: é日😀\n\n"]) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url });
@@ -234,7 +205,7 @@ Deno.test("consumeFeed strips exactly one BOM at the start of each connection", 
     // Without a BOM nothing is stripped.
     ["data: e\n\n"],
   ];
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n < bodies.length ? sse(bodies[n]) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url });
@@ -243,7 +214,7 @@ Deno.test("consumeFeed strips exactly one BOM at the start of each connection", 
 });
 
 Deno.test("consumeFeed decodes multi-byte characters split across byte chunks", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(byteByByte("data: é€😀\n\n"), { open: true }) : sse([])
   );
   await using consumer = startConsumer({ url: server.url });
@@ -259,7 +230,7 @@ Deno.test("consumeFeed parses a stream written one byte at a time", async () => 
         "event: other\r\rid\ndata\n\nid: 2\0\nretry: 5\ndata: 😀\r\n\r\nid: 3\ndata: cut",
     ),
   ];
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(byteByByte(stream)) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url });
@@ -336,7 +307,7 @@ Deno.test("consumeFeed keeps retrying a feed that refuses connections, with capp
 });
 
 Deno.test("consumeFeed waits the jittered backoff before each reconnect", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n < 4 ? new Response("busy", { status: 503 }) : sse([": open\n"], { open: true })
   );
   await using consumer = startConsumer({
@@ -355,7 +326,7 @@ Deno.test("consumeFeed waits the jittered backoff before each reconnect", async 
 });
 
 Deno.test("consumeFeed resets the backoff after a connection that delivered events", async () => {
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     if (n === 3) return sse(["data: a\n\n"]);
     if (n === 6) return sse([": open\n"], { open: true });
     return new Response(null, { status: 500 });
@@ -366,7 +337,7 @@ Deno.test("consumeFeed resets the backoff after a connection that delivered even
 });
 
 Deno.test("consumeFeed takes retry: as the base delay, capped", async () => {
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     if (n === 0) return sse(["retry: 30\ndata: a\n\n"]);
     if (n === 1) return sse(["retry: 99999999\ndata: b\n\n"]);
     if (n === 2) return sse(["retry: soon\ndata: c\n\n"]);
@@ -386,16 +357,13 @@ Deno.test("consumeFeed waits for Retry-After seconds after a 503, and aborts tha
   await waitFor("the backoff", () => consumer.statuses.at(-1)?.state === "backoff");
   assert.equal(consumer.failures()[0].delayMs, 2000);
   assert.match(consumer.failures()[0].reason as string, /^HTTP 503/);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.equal(consumer.statuses.at(-1)?.state, "stopped");
   assert.equal(server.requests.length, 1);
 });
 
 Deno.test("consumeFeed honours an HTTP-date Retry-After after a 429, capped", async () => {
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     const seconds = n === 0 ? 2 : 3600;
     const date = new Date(Date.now() + seconds * 1000).toUTCString();
     return new Response(null, { status: 429, headers: { "retry-after": date } });
@@ -408,7 +376,7 @@ Deno.test("consumeFeed honours an HTTP-date Retry-After after a 429, capped", as
 });
 
 Deno.test("consumeFeed caps a Retry-After beyond maxRetryMs", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0
       ? new Response(null, { status: 503, headers: { "retry-after": "3600" } })
       : sse([": open\n"], { open: true })
@@ -420,7 +388,7 @@ Deno.test("consumeFeed caps a Retry-After beyond maxRetryMs", async () => {
 
 Deno.test("consumeFeed retries 500, 502, 408 and 429 with backoff", async () => {
   const statuses = [500, 502, 408, 429];
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n < statuses.length
       ? new Response(null, { status: statuses[n] })
       : sse(["data: ok\n\n"], { open: true })
@@ -441,7 +409,7 @@ Deno.test("consumeFeed never consumes a response that is not an event stream, an
     cancelled.push(c);
     return new Response(stream, { status, headers: { "content-type": type } });
   };
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     if (n === 0) return unread(404, "text/event-stream");
     if (n === 1) return unread(200, "text/html");
     if (n === 2) return new Response(null, { status: 204 });
@@ -462,7 +430,7 @@ Deno.test("consumeFeed never consumes a response that is not an event stream, an
 });
 
 Deno.test("consumeFeed restarts a connection that sends nothing for the idle timeout", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? sse(["id: 1\ndata: a\n\n"], { open: true }) : sse(["data: b\n\n"], { open: true })
   );
   await using consumer = startConsumer({ url: server.url, idleTimeoutMs: 60 });
@@ -484,7 +452,7 @@ Deno.test("consumeFeed keeps a connection that sends only comments", async () =>
 });
 
 Deno.test("consumeFeed restarts a connection whose response headers never come", async () => {
-  await using server = serveFeed(async (n, closing) => {
+  await using server = serveFeed(async (_, n, closing) => {
     if (n === 0) await pause(10_000, closing);
     return sse(["data: b\n\n"], { open: true });
   });
@@ -512,7 +480,7 @@ Deno.test("consumeFeed skips an oversized event and goes on past it on the same 
 Deno.test("consumeFeed fails a connection whose never-ending line brings no event", async () => {
   const served: Promise<void>[] = [];
   let sent = 0;
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     if (n > 0) return sse([": open\n"], { open: true });
     const chunk = encoder.encode("x".repeat(16 * 1024));
     const cancelled = Promise.withResolvers<void>();
@@ -536,7 +504,7 @@ Deno.test("consumeFeed fails a connection whose never-ending line brings no even
 });
 
 Deno.test("consumeFeed fails a connection whose data lines never end in a blank line", async () => {
-  await using server = serveFeed((n) => {
+  await using server = serveFeed((_, n) => {
     if (n > 0) return sse([": open\n"], { open: true });
     const lines = encoder.encode("data: 0123456789\n".repeat(1024));
     return new Response(
@@ -603,24 +571,18 @@ Deno.test("consumeFeed resolves promptly when aborted while reading", async () =
   await using server = serveFeed(() => sse(["data: a\n\n"], { open: true }));
   const consumer = startConsumer({ url: server.url });
   await waitFor("event a", () => consumer.chunks.length === 1);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.equal(consumer.failures().length, 0);
 });
 
 Deno.test("consumeFeed resolves promptly when aborted while waiting for response headers", async () => {
-  await using server = serveFeed(async (_, closing) => {
+  await using server = serveFeed(async (_request, _n, closing) => {
     await pause(10_000, closing);
     return sse([]);
   });
   const consumer = startConsumer({ url: server.url });
   await waitFor("the request", () => server.requests.length === 1);
-  const start = performance.now();
-  consumer.abort();
-  await consumer.done;
-  assert.ok(performance.now() - start < 500);
+  assert.ok(await consumer.abortAndTime() < 500);
   assert.deepEqual(consumer.statuses.map((s) => s.state), ["connecting", "stopped"]);
 });
 
@@ -637,7 +599,7 @@ Deno.test("consumeFeed propagates what onChunk throws", async () => {
 });
 
 Deno.test("consumeFeed reports each state change through onStatus", async () => {
-  await using server = serveFeed((n) =>
+  await using server = serveFeed((_, n) =>
     n === 0 ? new Response(null, { status: 503 }) : sse(["data: a\n\n"], { open: true })
   );
   const consumer = startConsumer({ url: server.url });

@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { createDb } from "../../db/mod.ts";
 import type { Ack, Batch, Retry } from "../../workers/protocol.ts";
-import { createWriter } from "../../workers/writer.ts";
+import { createWriter, type WriterOptions } from "../../workers/writer.ts";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
+import { until } from "../_wait.ts";
 
 let nextId = 1;
 function batch(rows: [string, number, number][]): Batch {
@@ -25,11 +26,20 @@ async function results(t: TestDatabase) {
   return rows.map((r) => `${r.name}/${r.exam}=${r.score}`);
 }
 
-function proxied(t: TestDatabase) {
+/** Writer 0, reaching `t` through a TCP proxy (to cut), with its retries recorded. */
+function proxiedWriter(t: TestDatabase, options: Partial<WriterOptions>) {
   const url = new URL(t.url);
   const proxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port || 5432) });
   url.port = String(proxy.port);
-  return { proxy, url: url.href };
+  const retries: Retry[] = [];
+  const writer = createWriter({
+    writer: 0,
+    connect: () => createDb({ url: url.href }),
+    onAck: () => {},
+    onRetry: (r) => retries.push(r),
+    ...options,
+  });
+  return { proxy, writer, retries };
 }
 
 for (const kind of databaseKinds) {
@@ -57,20 +67,11 @@ for (const kind of databaseKinds) {
 
   Deno.test(`writer retries through a database outage and loses nothing (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
-    const { proxy, url } = proxied(t);
+    const { proxy, writer, retries } = proxiedWriter(t, { initialRetryMs: 10, maxRetryMs: 50 });
     await using _ = proxy;
-    const retries: Retry[] = [];
-    const writer = createWriter({
-      writer: 0,
-      connect: () => createDb({ url }),
-      onAck: () => {},
-      onRetry: (r) => retries.push(r),
-      initialRetryMs: 10,
-      maxRetryMs: 50,
-    });
     proxy.down();
     writer.enqueue(batch([["a", 1, 0.25]]));
-    while (retries.length < 3) await new Promise((r) => setTimeout(r, 10));
+    await until("three retries", () => retries.length >= 3, 10_000, 10);
     proxy.up();
     await writer.drained();
     await writer.close();
@@ -80,22 +81,13 @@ for (const kind of databaseKinds) {
 
   Deno.test(`writer abandons a statement past its deadline on a silent network (${kind})`, async () => {
     await using t = await createTestDatabase(kind);
-    const { proxy, url } = proxied(t);
+    const { proxy, writer, retries } = proxiedWriter(t, { deadlineMs: 200, initialRetryMs: 10 });
     await using _ = proxy;
-    const retries: Retry[] = [];
-    const writer = createWriter({
-      writer: 0,
-      connect: () => createDb({ url }),
-      onAck: () => {},
-      onRetry: (r) => retries.push(r),
-      deadlineMs: 200,
-      initialRetryMs: 10,
-    });
     writer.enqueue(batch([["warmup", 1, 0.5]]));
     await writer.drained();
     proxy.stall();
     writer.enqueue(batch([["a", 1, 0.75]]));
-    while (retries.length < 1) await new Promise((r) => setTimeout(r, 10));
+    await until("a retry", () => retries.length >= 1, 10_000, 10);
     proxy.up();
     await writer.drained();
     await writer.close();
