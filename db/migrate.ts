@@ -5,6 +5,7 @@ import * as studentTotalsAtReadTime from "./migrations/0002_student_totals_at_re
 import * as quarantineAnyIdLength from "./migrations/0003_quarantine_any_id_length.ts";
 import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_identity.ts";
 import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
+import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   "0003_quarantine_any_id_length": quarantineAnyIdLength,
   "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
   "0005_drop_apply_scores": dropApplyScores,
+  "0006_ingest_leader": ingestLeader,
 };
 
 /** A Kysely migrator over this build's migrations. */
