@@ -86,7 +86,7 @@ function sampleMemory(service: Service, everyMs = 200) {
 const MiB = 1024 * 1024;
 
 /** Signals the service and waits for its exit; SIGKILLs it and fails after `ms`. */
-async function stopWithin(
+export async function stopWithin(
   service: Service,
   signal: Deno.Signal,
   ms: number,
@@ -109,7 +109,7 @@ async function stopWithin(
 }
 
 /** The error, with the end of what the service logged (requests left out) appended. */
-function withServiceOutput(error: unknown, service: Service | undefined): unknown {
+export function withServiceOutput(error: unknown, service: Service | undefined): unknown {
   if (!(error instanceof Error) || !service) return error;
   const lines = service.output().split("\n").filter((l) => !l.includes(`"msg":"request"`));
   error.message += `\n--- the service's last log lines ---\n${lines.slice(-40).join("\n")}`;
@@ -117,26 +117,50 @@ function withServiceOutput(error: unknown, service: Service | undefined): unknow
 }
 
 /** A feed's request as the feed server saw it. */
-interface FeedRequest {
+export interface FeedRequest {
   lastEventId: string | null;
+  /** When it came and when its body ended or was cut (performance.now()). */
+  openedAt: number;
+  closedAt?: number;
 }
 
 /**
- * The demo feed on a loopback port, recording each request's `Last-Event-ID`. Every
- * response starts with `retry: retryMs`, so that the many reconnections of a test do
- * not each wait the default second.
+ * The demo feed on a loopback port, recording each request's `Last-Event-ID` and
+ * when its connection opened and closed. Every response starts with
+ * `retry: retryMs`, so that the many reconnections of a test do not each wait the
+ * default second.
  */
-function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
+export function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
   const handler = createDemoFeed(options);
   const requests: FeedRequest[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    requests.push({ lastEventId: request.headers.get("last-event-id") });
+    const logged: FeedRequest = {
+      lastEventId: request.headers.get("last-event-id"),
+      openedAt: performance.now(),
+    };
+    requests.push(logged);
     const response = handler(request);
-    if (response.status !== 200 || !response.body) return response;
-    const retry = encoder.encode(`retry: ${options.retryMs}\n\n`);
-    const body = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({ start: (c) => c.enqueue(retry) }),
-    );
+    if (response.status !== 200 || !response.body) {
+      logged.closedAt = logged.openedAt;
+      return response;
+    }
+    const source = response.body.getReader();
+    const closed = () => logged.closedAt ??= performance.now();
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(encoder.encode(`retry: ${options.retryMs}\n\n`)),
+      async pull(c) {
+        const { done, value } = await source.read();
+        if (done) {
+          closed();
+          c.close();
+        } else c.enqueue(value);
+      },
+      cancel(reason) {
+        closed();
+        return source.cancel(reason);
+      },
+    });
+    request.signal.addEventListener("abort", closed, { once: true });
     return new Response(body, response);
   });
   return {
@@ -147,11 +171,18 @@ function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
 }
 
 /** Waits for the first feed request after `index` and returns its Last-Event-ID. */
-function nextRequest(feed: { requests: FeedRequest[] }, index: number): Promise<string | null> {
+export function nextRequest(
+  feed: { requests: FeedRequest[] },
+  index: number,
+): Promise<string | null> {
   return until("the feed to be asked again", () => feed.requests[index]?.lastEventId, 60_000);
 }
 
-function demoEvents(seed: number, total: number, options?: ScoreEventOptions): OracleEvent[] {
+export function demoEvents(
+  seed: number,
+  total: number,
+  options?: ScoreEventOptions,
+): OracleEvent[] {
   return Array.from({ length: total }, (_, i) => scoreEventAt(seed, i, options));
 }
 
@@ -518,7 +549,7 @@ function serveBlocks(blocks: HostileBlock[]) {
   const requests: FeedRequest[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const lastEventId = request.headers.get("last-event-id");
-    requests.push({ lastEventId });
+    requests.push({ lastEventId, openedAt: performance.now() });
     // As nginx's default header limit would.
     if ((lastEventId?.length ?? 0) > 8192) return new Response(null, { status: 431 });
     const bad = BAD_STATUSES.get(requests.length - 1);
