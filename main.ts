@@ -154,6 +154,12 @@ function checkUrl(name: string, url: string, protocols: string[]) {
   }
 }
 
+/**
+ * How long the process may take to stop after SIGTERM, at most: deployment
+ * files give it at least this (tests/deploy_files_test.ts).
+ */
+export const SHUTDOWN_MS = 10_000;
+
 const logger = createLogger();
 const log = logger.log;
 
@@ -345,10 +351,10 @@ async function main(config: Config) {
   // Nothing below may keep the process alive: what is not committed by then is
   // replayed from the checkpoint after the restart, so a forced exit loses nothing.
   const watchdog = setTimeout(() => {
-    log({ level: "error", msg: "shutdown took over 10 s; exiting anyway" });
+    log({ level: "error", msg: `shutdown took over ${SHUTDOWN_MS / 1000} s; exiting anyway` });
     logger.flush();
     Deno.exit(1);
-  }, 10_000);
+  }, SHUTDOWN_MS);
   // Ingest drains within 8 s of its own.
   await ingesting;
   await Promise.race([server.shutdown(), aborted(AbortSignal.timeout(1_000))]);

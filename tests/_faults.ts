@@ -133,7 +133,10 @@ export interface FeedRequest {
 export function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
   const handler = createDemoFeed(options);
   const requests: FeedRequest[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (
+    request,
+    info,
+  ) => {
     const logged: FeedRequest = {
       lastEventId: request.headers.get("last-event-id"),
       openedAt: performance.now(),
@@ -160,7 +163,8 @@ export function serveDemoFeed(options: DemoFeedOptions & { retryMs: number }) {
         return source.cancel(reason);
       },
     });
-    request.signal.addEventListener("abort", closed, { once: true });
+    // Ends when the response was delivered or its connection went away.
+    info.completed.then(closed, closed);
     return new Response(body, response);
   });
   return {

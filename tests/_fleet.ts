@@ -44,10 +44,6 @@ interface Instance {
   proxy?: ReturnType<typeof startTcpProxy>;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 const round = (ms: number) => Math.round(ms);
 
 /** The role an instance reports, or undefined when it does not answer. */
@@ -132,7 +128,9 @@ export async function fleetScenario(
       const response = await fetch(`${service.url}/readyz`).catch(() => undefined);
       await response?.body?.cancel();
       return response?.ok;
-    }, 60_000);
+    }, 60_000).catch((error) => {
+      throw withServiceOutput(error, service);
+    });
     return instance;
   };
   const leader = (except?: Instance) =>
