@@ -30,7 +30,8 @@ async function run(command: string, args: string[]): Promise<string> {
 /**
  * Creates a hot standby of the server in `url` on another port: the primary
  * gets `host replication all 127.0.0.1/32 trust` in its pg_hba.conf when it
- * has no such rule (and reloads it), `pg_basebackup -R` copies it into a
+ * has no such rule (and reloads it), `pg_basebackup -R` copies it (through a
+ * replication slot of its own, dropped by `close()`) into a
  * temporary directory, which gets its own postgresql.conf (port,
  * hot_standby = on, the settings a standby must not have lower than its
  * primary) and pg_hba.conf, and `pg_ctl` starts it, as user postgres.
@@ -40,9 +41,24 @@ export async function startHotStandby(url: string): Promise<HotStandby> {
   let dir: string | undefined;
   let bin = "";
   let started = false;
+  // A replication slot keeps the WAL the copy and the standby still need: a busy
+  // shared server recycles it otherwise. It must go with the standby.
+  const slot = `scorestream_standby_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const close = async () => {
     if (started) await run(`${bin}pg_ctl`, ["-D", `${dir}/data`, "-m", "immediate", "stop"]);
     if (dir) await Deno.remove(dir, { recursive: true });
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await until("the standby's replication slot to be dropped", async () => {
+        const [{ active }] = await admin<{ active: boolean | null }[]>`
+          SELECT (SELECT active FROM pg_replication_slots WHERE slot_name = ${slot}) AS active`;
+        if (active === null) return true;
+        if (!active) await admin`SELECT pg_drop_replication_slot(${slot})`.catch(() => {});
+        return false;
+      }, 10_000);
+    } finally {
+      await admin.end();
+    }
   };
   try {
     const settings = Object.fromEntries(
@@ -85,6 +101,9 @@ export async function startHotStandby(url: string): Promise<HotStandby> {
       "-R",
       "-X",
       "stream",
+      "-C",
+      "-S",
+      slot,
     ]);
     const port = freePort();
     await Deno.writeTextFile(
