@@ -8,6 +8,7 @@ import {
   serveHttp,
 } from "./api/mod.ts";
 import {
+  checkSessionPooling,
   createDb,
   createLeaderLease,
   createQueries,
@@ -19,6 +20,7 @@ import {
   migrateToLatest,
   type PoolMode,
   startEmbeddedPostgres,
+  TransactionPoolerError,
 } from "./db/mod.ts";
 import { createIngest, feedIdentity, IngestStats, redactUrl, runLeadership } from "./ingest/mod.ts";
 import { createLogger } from "./log.ts";
@@ -304,6 +306,14 @@ async function main(config: Config) {
     { signal: shutdown.signal, log },
   );
 
+  if (config.databaseUrl && config.poolMode === "session") {
+    // Behind a transaction pooler prepared statements fail at random and the
+    // lock cannot hold: say so before anything runs. An unreachable database
+    // is retried below like always (and the lease checks again).
+    await checkSessionPooling(config.databaseUrl).catch((error) => {
+      if (error instanceof TransactionPoolerError) throw error;
+    });
+  }
   migrated = await migrateWithRetry(control.db, shutdown.signal, databaseFailed);
   if (migrated) {
     log({
@@ -418,7 +428,7 @@ async function checkCanWrite(dataDir: string) {
   );
 }
 
-/** A setting that cannot work as given: the process exits with code 2. */
+/** A setting that cannot work as given: the process exits with code 2 (as for a pooler). */
 class PermissionError extends Error {
   override name = "PermissionError";
 }
@@ -444,6 +454,6 @@ if (import.meta.main) {
   } catch (error) {
     log({ level: "error", msg: `Cannot run scorestream: ${describeError(error)}` });
     logger.flush();
-    Deno.exit(error instanceof PermissionError ? 2 : 1);
+    Deno.exit(error instanceof PermissionError || error instanceof TransactionPoolerError ? 2 : 1);
   }
 }

@@ -67,6 +67,41 @@ export class TransactionPoolerError extends Error {
 }
 
 /**
+ * Throws a `TransactionPoolerError` when `url` leads through a transaction-mode
+ * pooler: there, a statement sent while another client holds a transaction
+ * open runs in another server session than the one before it (pgbouncer hands
+ * out the most recently freed session first; with a single one, it waits).
+ */
+export async function checkSessionPooling(url: string): Promise<void> {
+  const options = {
+    max: 1,
+    prepare: false,
+    fetch_types: false,
+    connect_timeout: 5,
+    onnotice: () => {},
+    connection: { application_name: "scorestream-pooling-check" },
+  };
+  const sql = postgres(url, options);
+  const other = postgres(url, options);
+  try {
+    const [{ pid: first }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    await other.begin(async (tx) => {
+      await tx`SELECT 1`;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const second = await Promise.race([
+        sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`.then(([r]) => r.pid),
+        new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 2_000)),
+      ]).finally(() => clearTimeout(timer));
+      if (second !== first) {
+        throw new TransactionPoolerError("consecutive statements ran in different sessions");
+      }
+    });
+  } finally {
+    await Promise.all([sql.end({ timeout: 1 }), other.end({ timeout: 1 })]);
+  }
+}
+
+/**
  * Leadership in Postgres on one dedicated connection that is never recycled:
  * a lease row with an epoch that only grows (the fence: see `ingest_fence`)
  * and, unless `poolMode` is `transaction`, a session advisory lock on the
@@ -124,36 +159,10 @@ export function createLeaderLease(
     await sql`SELECT pg_advisory_unlock(${key})`;
   }
 
-  /**
-   * Behind a transaction pooler, a statement sent while another client holds
-   * a transaction open runs on another server session than the one before
-   * it (pgbouncer hands out the most recently freed one first).
-   */
-  async function probe() {
-    const [{ pid: first }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-    const other = postgres(url, { ...options, onclose: () => {} });
-    try {
-      await other.begin(async (tx) => {
-        await tx`SELECT 1`;
-        // With a single server session, the statement waits for this transaction.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const second = await Promise.race([
-          sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`.then(([r]) => r.pid),
-          new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 2_000)),
-        ]).finally(() => clearTimeout(timer));
-        if (second !== first) {
-          throw new TransactionPoolerError("consecutive statements ran in different sessions");
-        }
-      });
-    } finally {
-      await other.end({ timeout: 1 });
-    }
-  }
-
   return {
     async tryAcquire() {
       if (!probed) {
-        await probe();
+        await checkSessionPooling(url);
         probed = true;
       }
       const locked = await takeLock();

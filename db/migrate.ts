@@ -22,8 +22,20 @@ export function createMigrator<T>(db: Kysely<T>): Migrator {
   return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
 }
 
-/** Applies every pending migration; throws with the failing migration's error. */
+/**
+ * Applies every pending migration; throws with the failing migration's error.
+ *
+ * Kysely takes its migration lock (a session advisory lock) on a connection
+ * outside its transaction, and releases it with another statement: behind a
+ * transaction-mode pooler the two may run in different server sessions, and
+ * the lock stays taken for good, blocking the next instance's start. Inside a
+ * transaction given to it, lock, migrations and unlock share one session.
+ */
 export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
+  await db.transaction().execute((trx) => migrateIn(trx));
+}
+
+async function migrateIn<T>(db: Kysely<T>): Promise<void> {
   const { error, results } = await createMigrator(db).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;

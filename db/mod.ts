@@ -39,6 +39,7 @@ export {
 export { type Fence } from "./fence.ts";
 export {
   type Acquired,
+  checkSessionPooling,
   createLeaderLease,
   type Leader,
   type LeaderLease,
