@@ -312,6 +312,7 @@ async function main(config: Config) {
     // is retried below like always (and the lease checks again).
     await checkSessionPooling(config.databaseUrl).catch((error) => {
       if (error instanceof TransactionPoolerError) throw error;
+      log({ level: "warn", msg: "cannot check for a pooler", error: describeError(error) });
     });
   }
   migrated = await migrateWithRetry(control.db, shutdown.signal, databaseFailed);

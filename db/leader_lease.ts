@@ -68,11 +68,13 @@ export class TransactionPoolerError extends Error {
 
 /**
  * Throws a `TransactionPoolerError` when `url` leads through a transaction-mode
- * pooler: there, a statement sent while another client holds a transaction
- * open runs in another server session than the one before it (pgbouncer hands
- * out the most recently freed session first; with a single one, it waits).
+ * pooler. Directly or through a session pooler, a connection keeps one server
+ * session (one backend pid) and no other connection shares it; behind a
+ * transaction pooler, a statement sent while another client holds a
+ * transaction open runs in another session, or that client got this one's.
+ * A few rounds, since which session a pooler hands out is up to it.
  */
-export async function checkSessionPooling(url: string): Promise<void> {
+export async function checkSessionPooling(url: string, rounds = 5): Promise<void> {
   const options = {
     max: 1,
     prepare: false,
@@ -83,19 +85,29 @@ export async function checkSessionPooling(url: string): Promise<void> {
   };
   const sql = postgres(url, options);
   const other = postgres(url, options);
+  const pid = async (client: postgres.Sql | postgres.TransactionSql) =>
+    (await client<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0].pid;
   try {
-    const [{ pid: first }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-    await other.begin(async (tx) => {
-      await tx`SELECT 1`;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const second = await Promise.race([
-        sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`.then(([r]) => r.pid),
-        new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 2_000)),
-      ]).finally(() => clearTimeout(timer));
-      if (second !== first) {
+    const own = await pid(sql);
+    for (let round = 0; round < rounds; round++) {
+      if (await pid(sql) !== own) {
         throw new TransactionPoolerError("consecutive statements ran in different sessions");
       }
-    });
+      await other.begin(async (tx) => {
+        if (await pid(tx) === own) {
+          throw new TransactionPoolerError("two connections shared one session");
+        }
+        // With a single server session, the statement waits for this transaction.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const next = await Promise.race([
+          pid(sql),
+          new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 2_000)),
+        ]).finally(() => clearTimeout(timer));
+        if (next !== own) {
+          throw new TransactionPoolerError("consecutive statements ran in different sessions");
+        }
+      });
+    }
   } finally {
     await Promise.all([sql.end({ timeout: 1 }), other.end({ timeout: 1 })]);
   }

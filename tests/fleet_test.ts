@@ -1,6 +1,10 @@
 // Several instances on one database and one live feed: the leader killed, stopped
 // (rolling deploy), paused and cut off, directly and through pgbouncer.
+import assert from "node:assert/strict";
+import { createTestDatabase } from "./_db.ts";
 import { fleetScenario } from "./_fleet.ts";
+import { startPgbouncer } from "./_pgbouncer.ts";
+import { startService } from "./_service.ts";
 
 const server = Deno.env.get("DATABASE_URL") !== undefined;
 const rate = 2_000;
@@ -41,3 +45,25 @@ for (
     },
   });
 }
+
+Deno.test({
+  name: "behind pgbouncer in transaction mode without DATABASE_POOL_MODE, start-up fails naming it",
+  ignore: !server,
+  async fn() {
+    await using database = await createTestDatabase("server");
+    await using bouncer = await startPgbouncer(database.url);
+    let failure = "";
+    try {
+      const service = await startService({ DATABASE_URL: bouncer.url });
+      try {
+        await service.waitFor(() => false, 20_000);
+      } finally {
+        await service.stop("SIGKILL");
+      }
+    } catch (error) {
+      failure = String(error);
+    }
+    assert.match(failure, /The service exited \(2\)/);
+    assert.match(failure, /transaction-mode pooler[^\n]*set DATABASE_POOL_MODE=transaction/);
+  },
+});
