@@ -104,6 +104,9 @@ export async function startHotStandby(url: string): Promise<HotStandby> {
       "-C",
       "-S",
       slot,
+      // A spread checkpoint would keep the copy waiting for minutes.
+      "-c",
+      "fast",
     ]);
     const port = freePort();
     await Deno.writeTextFile(
