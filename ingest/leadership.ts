@@ -49,15 +49,14 @@ export async function runLeadership(
 ): Promise<void> {
   let leader: Leader | null = null;
   let role: LeadershipStatus["role"] | undefined;
-  const report = (
-    next: LeadershipStatus["role"],
-    seen: Leader | null | undefined,
-    why?: string,
-  ) => {
+  // Why the last term ended: told with the next status, which names the new leader.
+  let why: string | undefined;
+  const report = (next: LeadershipStatus["role"], seen: Leader | null | undefined) => {
     const changed = next !== role || (seen ?? leader)?.epoch !== leader?.epoch;
     role = next;
     if (seen) leader = seen;
     if (changed) onStatus({ role, leader, why });
+    why = undefined;
   };
   let failures = 0;
   while (!signal.aborted) {
@@ -97,10 +96,7 @@ export async function runLeadership(
       await Promise.race([released, sleep(1_000, new AbortController().signal)]);
     }
     if (failure) throw failure;
-    if (!signal.aborted) {
-      const why = lost.reason instanceof Error ? lost.reason.message : String(lost.reason);
-      report("standby", leader, why);
-    }
+    why = lost.reason instanceof Error ? lost.reason.message : String(lost.reason);
   }
 }
 
