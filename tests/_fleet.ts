@@ -157,7 +157,11 @@ export async function fleetScenario(
     for (let time = 1; time <= times; time++) {
       const current = await leader();
       const applied = (await current.service.stats()).ingest.applied;
-      await current.service.waitFor((s) => s.ingest.applied >= applied + rate / 2, 60_000);
+      const before = await current.service.waitFor(
+        (s) => s.ingest.applied >= applied + rate / 2,
+        60_000,
+      );
+      assert.ok(Number(before.ingest.lastEventId) < total - 1, "the feed is live at the fault");
       const asked = feed.requests.length;
       const reading = feed.requests[asked - 1];
       const faultAt = performance.now();

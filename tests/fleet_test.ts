@@ -41,7 +41,9 @@ for (
     name: `fleet: ${name}: exact state, one reader at a time, no commit after takeover`,
     ignore: !server,
     async fn() {
-      console.log(JSON.stringify(await fleetScenario({ ...options, total: 20 * rate, rate })));
+      // Long enough that the feed is still live at the last fault (starts take seconds).
+      const total = rate * Math.max(20, 10 + 6 * options.times);
+      console.log(JSON.stringify(await fleetScenario({ ...options, total, rate })));
     },
   });
 }
