@@ -9,7 +9,9 @@ import {
   serveHttp,
 } from "./api/mod.ts";
 import {
+  checkSessionPooling,
   createDb,
+  createLeaderLease,
   createQueries,
   type Database,
   dataDir,
@@ -18,9 +20,11 @@ import {
   isMigrated,
   listenForChanges,
   migrateToLatest,
+  type PoolMode,
   startEmbeddedPostgres,
+  TransactionPoolerError,
 } from "./db/mod.ts";
-import { createIngest, feedIdentity, redactUrl } from "./ingest/mod.ts";
+import { createIngest, feedIdentity, IngestStats, redactUrl, runLeadership } from "./ingest/mod.ts";
 import { createLogger } from "./log.ts";
 
 /** Everything the service can be told, from flags or the environment. */
@@ -31,11 +35,20 @@ export interface Config {
   feedId: string;
   /** Postgres; undefined: the embedded PGlite persisted under dataDir. */
   databaseUrl?: string;
+  /** `transaction`: DATABASE_URL goes through a transaction-mode pooler (see PoolMode). */
+  poolMode: PoolMode;
+  /** How long a leader's lease lasts without renewal: the takeover time after a hang. */
+  leaseMs: number;
+  /** This instance's name in the leadership row and in logs. */
+  instanceId: string;
   dataDir: string;
   port: number;
   host: string;
   writers: number;
-  /** `all` ingests and serves; `api` only serves, for replicas next to one ingesting instance. */
+  /**
+   * `all` serves and, with DATABASE_URL, competes with its peers for the feed
+   * (one leads, the others stand by); `api` only serves, never a candidate.
+   */
   role: "all" | "api";
   /** Events per second of the built-in feed. */
   demoRate: number;
@@ -47,6 +60,9 @@ const OPTIONS = {
   "scores-url": "SCORES_URL",
   "feed-id": "FEED_ID",
   "database-url": "DATABASE_URL",
+  "database-pool-mode": "DATABASE_POOL_MODE",
+  "lease-ms": "LEASE_MS",
+  "instance-id": "INSTANCE_ID",
   port: "PORT",
   host: "HOST",
   writers: "WRITERS",
@@ -89,6 +105,12 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   if (role !== "all" && role !== "api") {
     throw new RangeError(`Cannot parse ROLE "${role}": not one of all, api`);
   }
+  const poolMode = get("database-pool-mode") ?? "session";
+  if (poolMode !== "session" && poolMode !== "transaction") {
+    throw new RangeError(
+      `Cannot parse DATABASE_POOL_MODE "${poolMode}": not one of session, transaction`,
+    );
+  }
   const scoresUrl = get("scores-url");
   if (scoresUrl !== undefined) checkUrl("SCORES_URL", scoresUrl, ["http:", "https:"]);
   const databaseUrl = get("database-url");
@@ -99,6 +121,9 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     scoresUrl,
     feedId: get("feed-id") ?? (scoresUrl ? feedIdentity(scoresUrl) : "builtin:demo"),
     databaseUrl,
+    poolMode,
+    leaseMs: integer("lease-ms", 5_000, 500, 600_000),
+    instanceId: get("instance-id") ?? `${hostname()}-${crypto.randomUUID().slice(0, 8)}`,
     dataDir: dataDir(env.DATA_DIR),
     port: integer("port", 8000, 0, 65535),
     host: get("host") ?? "0.0.0.0",
@@ -108,6 +133,15 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxEventBytes: integer("max-event-bytes", 1 << 20, 1024, 1 << 30),
     corsOrigin: get("cors-origin"),
   };
+}
+
+/** The host's name, or "scorestream" where it may not be read. */
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "scorestream";
+  }
 }
 
 /** A URL that can never work fails start-up; its secrets stay out of the message. */
@@ -128,6 +162,12 @@ function checkUrl(name: string, url: string, protocols: string[]) {
     );
   }
 }
+
+/**
+ * How long the process may take to stop after SIGTERM, at most: deployment
+ * files give it at least this (tests/deploy_files_test.ts).
+ */
+export const SHUTDOWN_MS = 10_000;
 
 const logger = createLogger();
 const log = logger.log;
@@ -156,9 +196,16 @@ async function main(config: Config) {
     embedded = await startEmbeddedPostgres({ dataDir: `${config.dataDir}/pglite` });
     databaseUrl = embedded.url;
   }
-  const control = createDb({ url: databaseUrl, max: 2, applicationName: "scorestream-control" });
+  const { poolMode } = config;
+  const control = createDb({
+    url: databaseUrl,
+    poolMode,
+    max: 2,
+    applicationName: "scorestream-control",
+  });
   const reader = createDb({
     url: databaseUrl,
+    poolMode,
     max: 4,
     statementTimeoutMs: 5_000,
     applicationName: "scorestream-api",
@@ -170,29 +217,58 @@ async function main(config: Config) {
     maxEventBytes: config.maxEventBytes,
     writers: config.writers,
     databaseUrl,
+    poolMode,
+    origin: config.instanceId,
     db: control.db,
     onChanged: (changed) => changes.publish(changed),
     onFeedError: (error) => lastErrors.feed = { error, at: new Date().toISOString() },
     onDatabaseError: databaseFailed,
     log,
   });
-  const stats = ingest?.stats;
-  // With ingest here, its writers report exactly what each commit changed; an
-  // API-only process hears from a Postgres server that something committed
-  // (the embedded one delivers no notifications: its cached bodies are checked).
-  const changes = createChangeFeed({ live: stats !== undefined });
-  const listener = stats || !config.databaseUrl ? undefined : listenForChanges({
-    url: config.databaseUrl,
-    onChange: () => changes.publish("everything"),
-    onListening: (listening) => {
-      changes.setLive(listening);
-      log(
-        listening
-          ? { level: "info", msg: "listening for changes to the database" }
-          : { level: "warn", msg: "not listening for changes; cached pages are checked meanwhile" },
-      );
-    },
-  });
+  // With a Postgres server every instance of ROLE=all competes for the feed;
+  // the embedded one belongs to this process alone.
+  const lease = ingest && config.databaseUrl
+    ? createLeaderLease({
+      url: config.databaseUrl,
+      feed: config.feedId,
+      instance: config.instanceId,
+      leaseMs: config.leaseMs,
+      poolMode,
+    })
+    : undefined;
+  const stats = ingest?.stats ?? new IngestStats();
+  if (!ingest) {
+    stats.role = "api";
+    stats.state = "stopped";
+  } else if (lease) stats.role = "standby";
+  // Only this process writes to the embedded database, and its writers report
+  // exactly what each commit changed. A Postgres server may have other
+  // writers (another instance leads): it tells through notifications, except
+  // its own, which the writers reported already.
+  const changes = createChangeFeed({ live: !config.databaseUrl });
+  const notListening = {
+    level: "warn",
+    msg: "not listening for changes; cached pages are checked meanwhile",
+  };
+  if (config.databaseUrl && poolMode === "transaction") {
+    log({ ...notListening, why: "DATABASE_POOL_MODE=transaction: a pooler cannot LISTEN" });
+  }
+  const listener = !config.databaseUrl || poolMode === "transaction"
+    ? undefined
+    : listenForChanges({
+      url: config.databaseUrl,
+      onChange: (origin) => {
+        if (origin !== config.instanceId) changes.publish("everything");
+      },
+      onListening: (listening) => {
+        changes.setLive(listening);
+        log(
+          listening
+            ? { level: "info", msg: "listening for changes to the database" }
+            : notListening,
+        );
+      },
+    });
 
   const readCache = createReadCache({ changes });
   const api = createApi({
@@ -216,7 +292,7 @@ async function main(config: Config) {
       port: config.port,
       hostname: config.host,
       onListen: ({ hostname, port }) => {
-        const feed = stats
+        const feed = ingest
           ? (config.scoresUrl ? redactUrl(config.scoresUrl) : "built-in demo feed")
           : "none (ROLE=api)";
         const database = config.databaseUrl
@@ -226,8 +302,9 @@ async function main(config: Config) {
           level: "info",
           msg: `listening on http://${hostname}:${port}; migrating the database`,
           feed,
-          feedId: stats ? config.feedId : undefined,
+          feedId: ingest ? config.feedId : undefined,
           database,
+          instance: lease ? config.instanceId : undefined,
         });
       },
     },
@@ -236,19 +313,52 @@ async function main(config: Config) {
     { signal: shutdown.signal, log },
   );
 
+  if (config.databaseUrl && config.poolMode === "session") {
+    // Behind a transaction pooler prepared statements fail at random and the
+    // lock cannot hold: say so before anything runs. An unreachable database
+    // is retried below like always (and the lease checks again).
+    await checkSessionPooling(config.databaseUrl).catch((error) => {
+      if (error instanceof TransactionPoolerError) throw error;
+      log({ level: "warn", msg: "cannot check for a pooler", error: describeError(error) });
+    });
+  }
   migrated = await migrateWithRetry(control.db, shutdown.signal, databaseFailed);
   if (migrated) {
     log({
       level: "info",
       msg: `ready in ${Math.round(performance.now() - startedAt)} ms: serving ${
-        stats ? "and ingesting" : "only (ROLE=api)"
+        !ingest ? "only (ROLE=api)" : lease ? "and competing for the feed" : "and ingesting"
       }`,
       docs: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}/docs`,
     });
   }
   let failure: unknown;
+  const run = () =>
+    lease
+      ? runLeadership({
+        lease,
+        leaseMs: config.leaseMs,
+        signal: shutdown.signal,
+        // A plain fence: the workers receive it, and signals cannot be sent.
+        lead: ({ feed, epoch, lost }) => ingest!.run(lost, { feed, epoch }),
+        onStatus: ({ role, leader, why }) => {
+          stats.role = role;
+          stats.epoch = leader?.epoch ?? null;
+          stats.leader = leader && { instance: leader.instance, since: leader.since.toISOString() };
+          if (role === "leader") stats.takeovers++;
+          log({
+            level: "info",
+            msg: role === "leader" ? "leading the feed" : "standing by",
+            epoch: stats.epoch,
+            leader: leader?.instance ?? null,
+            why,
+          });
+        },
+        log,
+      })
+      : ingest?.run(shutdown.signal);
   const ingesting = migrated
-    ? ingest?.run(shutdown.signal).catch((error) => {
+    ? run()?.catch((error) => {
       failure = error;
       shutdown.abort();
     })
@@ -259,14 +369,14 @@ async function main(config: Config) {
   // Nothing below may keep the process alive: what is not committed by then is
   // replayed from the checkpoint after the restart, so a forced exit loses nothing.
   const watchdog = setTimeout(() => {
-    log({ level: "error", msg: "shutdown took over 10 s; exiting anyway" });
+    log({ level: "error", msg: `shutdown took over ${SHUTDOWN_MS / 1000} s; exiting anyway` });
     logger.flush();
     Deno.exit(1);
-  }, 10_000);
+  }, SHUTDOWN_MS);
   // Ingest drains within 8 s of its own.
   await ingesting;
   await Promise.race([server.shutdown(), aborted(AbortSignal.timeout(1_000))]);
-  await Promise.all([control.close(), reader.close(), listener?.close()]);
+  await Promise.all([control.close(), reader.close(), listener?.close(), lease?.close()]);
   await embedded?.close();
   clearTimeout(watchdog);
   if (failure !== undefined) throw failure;
@@ -326,7 +436,7 @@ async function checkCanWrite(dataDir: string) {
   );
 }
 
-/** A setting that cannot work as given: the process exits with code 2. */
+/** A setting that cannot work as given: the process exits with code 2 (as for a pooler). */
 class PermissionError extends Error {
   override name = "PermissionError";
 }
@@ -344,6 +454,6 @@ if (import.meta.main) {
   } catch (error) {
     log({ level: "error", msg: `Cannot run scorestream: ${describeError(error)}` });
     logger.flush();
-    Deno.exit(error instanceof PermissionError ? 2 : 1);
+    Deno.exit(error instanceof PermissionError || error instanceof TransactionPoolerError ? 2 : 1);
   }
 }

@@ -266,6 +266,14 @@ export const Stats = z.object({
   exams: count.nullable(),
   results: count.nullable(),
   ingest: z.object({
+    role: z.enum(["leader", "standby", "api"]).openapi({ description: INGEST.role }),
+    epoch: z.number().int().nullable().openapi({ description: INGEST.epoch }),
+    leader: z.object({
+      instance: z.string(),
+      since: z.string().openapi({ format: "date-time" }),
+    }).nullable().openapi({ description: INGEST.leader }),
+    takeovers: z.number().int().openapi({ description: INGEST.takeovers }),
+    fenced: z.number().int().openapi({ description: INGEST.fenced }),
     state: z.string().openapi({ description: INGEST.state, example: "open" }),
     received: z.number().int().openapi({ description: INGEST.received }),
     applied: z.number().int().openapi({ description: INGEST.applied }),
@@ -280,7 +288,7 @@ export const Stats = z.object({
     checkpointAgeMs: z.number().nullable().openapi({ description: INGEST.checkpointAgeMs }),
     queueDepth: z.array(z.number().int()).openapi({ description: INGEST.queueDepth }),
   }).nullable().openapi({
-    description: "null when this instance does not ingest. Histograms are in /metrics.",
+    description: "null when this instance keeps no ingest statistics. Histograms are in /metrics.",
   }),
   lastErrors: LastErrors,
 }).openapi("Stats");

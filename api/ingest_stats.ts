@@ -2,6 +2,16 @@ import type { Histogram } from "../histogram.ts";
 
 /** The ingest side's counters at one moment; every count is since start-up. */
 export interface IngestSnapshot {
+  /** "leader": reads the feed; "standby": serves and stands by; "api": ROLE=api. */
+  role: "leader" | "standby" | "api";
+  /** The feed's leadership epoch as last seen; null when one instance runs alone. */
+  epoch: number | null;
+  /** Who leads the feed, and since when (ISO 8601). */
+  leader: { instance: string; since: string } | null;
+  /** Terms of leadership this instance began. */
+  takeovers: number;
+  /** Statements of this instance that Postgres refused as fenced. */
+  fenced: number;
   /** What the feed connection is doing: "starting", "connecting", "open", "backoff", "stopped". */
   state: string;
   /** Events read from the feed, of every type. */
@@ -34,6 +44,13 @@ export interface IngestSnapshot {
  * both show.
  */
 export const INGEST_DESCRIPTIONS = {
+  role: "This instance's part: leader (reads the feed), standby (serves and stands by to " +
+    "take over), or api (ROLE=api: never a candidate).",
+  epoch: "The feed's leadership epoch as last seen; it grows with every new leader.",
+  leader: "The instance that leads the feed, and since when.",
+  takeovers: "Terms of leadership this instance began.",
+  fenced: "Statements of this instance that Postgres refused because their leadership " +
+    "epoch was no longer current.",
   state: "The feed connection's current state: starting, connecting, open, backoff or stopped.",
   received: "Events read from the feed, of every type.",
   applied: "Score events committed to the database.",

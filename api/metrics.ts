@@ -58,6 +58,27 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
     text += header(name, type, help) + lines;
   };
   metric(
+    `${p}leader`,
+    "gauge",
+    INGEST_DESCRIPTIONS.role,
+    sample(`${p}leader`, { role: s.role }, s.role === "leader" ? 1 : 0),
+  );
+  if (s.epoch !== null) {
+    metric(`${p}epoch`, "gauge", INGEST_DESCRIPTIONS.epoch, sample(`${p}epoch`, {}, s.epoch));
+  }
+  metric(
+    `${p}takeovers_total`,
+    "counter",
+    INGEST_DESCRIPTIONS.takeovers,
+    sample(`${p}takeovers_total`, {}, s.takeovers),
+  );
+  metric(
+    `${p}fenced_commits_total`,
+    "counter",
+    INGEST_DESCRIPTIONS.fenced,
+    sample(`${p}fenced_commits_total`, {}, s.fenced),
+  );
+  metric(
     `${p}state`,
     "gauge",
     INGEST_DESCRIPTIONS.state,

@@ -95,6 +95,11 @@ export function operationRoutes(
             exams: stored?.exams ?? null,
             results: stored?.results ?? null,
             ingest: ingest && {
+              role: ingest.role,
+              epoch: ingest.epoch,
+              leader: ingest.leader,
+              takeovers: ingest.takeovers,
+              fenced: ingest.fenced,
               state: ingest.state,
               received: ingest.received,
               applied: ingest.applied,

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import { CHANGES_CHANNEL } from "./change_listener.ts";
+import { type Fence, fenced } from "./fence.ts";
 import type { Database } from "./schema.ts";
 
 /** Columns of coalesced results: one row per (studentId, exam). */
@@ -32,6 +33,11 @@ export interface StudentKeyCache {
  * keys in the `students` dictionary: those are sent as keys, only the others
  * as text, and their keys are added once the statement has committed. Keys are
  * never reused (the dictionary is insert-only), so a cached key stays right.
+ *
+ * With `fence`, Postgres refuses the statement (SQLSTATE SF001, meaning
+ * `fenced`) unless `fence.epoch` is the feed's current leadership epoch;
+ * `origin` goes with the notification, so that a listener can tell its own
+ * instance's commits from others'.
  */
 export async function applyScores(
   db: Kysely<Database>,
@@ -39,6 +45,7 @@ export async function applyScores(
   { names, exams, scores }: ScoreColumns,
   quarantine: readonly QuarantineRow[],
   keys: StudentKeyCache = new Map(),
+  { fence, origin = "" }: { fence?: Fence; origin?: string } = {},
 ): Promise<void> {
   const students = new Int32Array(names.length);
   const newNames: string[] = [];
@@ -61,7 +68,7 @@ export async function applyScores(
     ${numberArray(exams)}::int4[], ${numberArray(scores)}::float8[],
     ${quarantine.map((q) => q.eventId)}::text[], ${quarantine.map((q) => q.reason)}::text[],
     ${quarantine.map((q) => q.raw)}::text[]
-  ) AS keys, pg_notify(${CHANGES_CHANNEL}, '')`.execute(db);
+  ) AS keys, pg_notify(${CHANGES_CHANNEL}, ${origin}) ${fenced(fence)}`.execute(db);
   const added = rows[0]?.keys ?? [];
   for (let k = 0; k < newNames.length && k < added.length; k++) keys.set(newNames[k], added[k]);
 }

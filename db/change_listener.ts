@@ -6,8 +6,11 @@ export const CHANGES_CHANNEL = "scorestream_changes";
 /** What `listenForChanges` reports to. */
 export interface ChangeListenerOptions {
   url: string;
-  /** A change committed (Postgres delivers notifications on commit, in commit order). */
-  onChange: () => void;
+  /**
+   * A change committed (Postgres delivers notifications on commit, in commit
+   * order), by the instance `origin` names (see `applyScores`).
+   */
+  onChange: (origin: string) => void;
   /**
    * `true` once listening, and again after every reconnect: changes made
    * while not listening were missed. `false` as soon as the connection is lost.
@@ -64,7 +67,7 @@ export function listenForChanges(
       if (channel !== CHANGES_CHANNEL) return;
       if (payload.startsWith(`${token}:`)) {
         beatsHeard = Math.max(beatsHeard, Number(payload.slice(token.length + 1)));
-      } else if (!payload.startsWith("heartbeat:")) onChange();
+      } else if (!payload.startsWith("heartbeat:")) onChange(payload);
     },
   };
   // Only the current connection's close counts: a silent one is replaced first.

@@ -4,9 +4,23 @@ import { createPostgresJsDialect } from "./_postgres_js_dialect.ts";
 import { describeError } from "./errors.ts";
 import type { Database } from "./schema.ts";
 
+/**
+ * How connections reach Postgres: `session`, directly or through a pooler
+ * that gives each client its own server session; `transaction`, through a
+ * transaction-mode pooler (pgbouncer `pool_mode = transaction`), where each
+ * transaction may run in another session.
+ */
+export type PoolMode = "session" | "transaction";
+
 /** How to reach Postgres. */
 export interface DbOptions {
   url: string;
+  /**
+   * `transaction`: no prepared statements, and no session settings sent at
+   * start-up (a transaction pooler refuses them): set `statement_timeout` on
+   * the role instead.
+   */
+  poolMode?: PoolMode;
   /** Connections in the pool. */
   max?: number;
   /** Shown in pg_stat_activity. */
@@ -29,11 +43,19 @@ export interface Db {
  * (the main thread or a worker) against postgres.js's background errors.
  */
 export function createDb(
-  { url, max = 1, applicationName = "scorestream", statementTimeoutMs = 30_000 }: DbOptions,
+  {
+    url,
+    poolMode = "session",
+    max = 1,
+    applicationName = "scorestream",
+    statementTimeoutMs = 30_000,
+  }: DbOptions,
 ): Db {
   guardBackgroundErrors();
+  const session = poolMode === "session";
   const client = postgres(url, {
     max,
+    prepare: session,
     onnotice: () => {},
     connect_timeout: 10,
     // postgres.js waits up to 20 s between attempts after a run of failed ones:
@@ -41,8 +63,10 @@ export function createDb(
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
     connection: {
       application_name: applicationName,
-      statement_timeout: statementTimeoutMs,
-      idle_in_transaction_session_timeout: statementTimeoutMs * 2,
+      ...session && {
+        statement_timeout: statementTimeoutMs,
+        idle_in_transaction_session_timeout: statementTimeoutMs * 2,
+      },
     },
   });
   const db = new Kysely<Database>({ dialect: createPostgresJsDialect(client, { max }) });

@@ -14,9 +14,12 @@ import type { ReadErrorCode } from "./read_error.ts";
  * - `unavailable`: the server cannot serve now (out of connections or memory,
  *   the database dropped, the session timed out).
  * - `connection`: the connection itself failed or is gone.
+ * - `fenced`: the statement came from a leader whose epoch is no longer the
+ *   feed's current one (`ingest_fence`, migration 0006): it must stop writing.
  * - `other`: anything else, such as a serialization failure or a deadlock.
  */
 export type ErrorMeaning =
+  | "fenced"
   | "data"
   | "permanent"
   | "timeout"
@@ -32,6 +35,8 @@ export type ErrorMeaning =
  * `UNCODED_CONNECTION`.
  */
 const MEANINGS: readonly (readonly [RegExp, ErrorMeaning])[] = [
+  // Raised by ingest_fence (migration 0006); class SF is this service's own.
+  [/^SF001$/, "fenced"],
   // 21 cardinality violation, 22 data exception, 23 integrity violation,
   // 54 program limit exceeded: without the offending row the rest can succeed.
   [/^(21|22|23|54)/, "data"],
@@ -72,12 +77,14 @@ export function errorMeaning(error: unknown): ErrorMeaning {
  *   cannot succeed; without the offending row the rest can.
  * - `permanent`: retrying is only waiting, until someone changes the database
  *   or the configuration.
+ * - `fenced`: this instance no longer leads the feed; retrying can never
+ *   succeed, and nothing it holds may be written any more.
  * - `transient`: everything else (connection lost, server shutting down,
  *   timeouts, serialization failures, deadlocks), which a retry can fix.
  */
-export function classifyError(error: unknown): "data" | "permanent" | "transient" {
+export function classifyError(error: unknown): "data" | "permanent" | "fenced" | "transient" {
   const meaning = errorMeaning(error);
-  if (meaning === "data" || meaning === "permanent") return meaning;
+  if (meaning === "data" || meaning === "permanent" || meaning === "fenced") return meaning;
   return "transient";
 }
 

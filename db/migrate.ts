@@ -5,6 +5,7 @@ import * as studentTotalsAtReadTime from "./migrations/0002_student_totals_at_re
 import * as quarantineAnyIdLength from "./migrations/0003_quarantine_any_id_length.ts";
 import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_identity.ts";
 import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
+import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   "0003_quarantine_any_id_length": quarantineAnyIdLength,
   "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
   "0005_drop_apply_scores": dropApplyScores,
+  "0006_ingest_leader": ingestLeader,
 };
 
 /** A Kysely migrator over this build's migrations. */
@@ -20,8 +22,20 @@ export function createMigrator<T>(db: Kysely<T>): Migrator {
   return new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations) } });
 }
 
-/** Applies every pending migration; throws with the failing migration's error. */
+/**
+ * Applies every pending migration; throws with the failing migration's error.
+ *
+ * Kysely takes its migration lock (a session advisory lock) on a connection
+ * outside its transaction, and releases it with another statement: behind a
+ * transaction-mode pooler the two may run in different server sessions, and
+ * the lock stays taken for good, blocking the next instance's start. Inside a
+ * transaction given to it, lock, migrations and unlock share one session.
+ */
 export async function migrateToLatest<T>(db: Kysely<T>): Promise<void> {
+  await db.transaction().execute((trx) => migrateIn(trx));
+}
+
+async function migrateIn<T>(db: Kysely<T>): Promise<void> {
   const { error, results } = await createMigrator(db).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;

@@ -5,7 +5,7 @@ export {
   type StudentKeyCache,
 } from "./apply_scores.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-export { createDb, type Db, type DbOptions } from "./connect.ts";
+export { createDb, type Db, type DbOptions, type PoolMode } from "./connect.ts";
 export { dataDir } from "./data_dir.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";
@@ -37,3 +37,14 @@ export {
   CHANGES_CHANNEL,
   listenForChanges,
 } from "./change_listener.ts";
+export { type Fence } from "./fence.ts";
+export {
+  type Acquired,
+  checkSessionPooling,
+  createLeaderLease,
+  type Leader,
+  type LeaderLease,
+  type LeaderLeaseOptions,
+  type Term,
+  TransactionPoolerError,
+} from "./leader_lease.ts";

@@ -6,6 +6,14 @@ export interface Database {
   results: { student: number; exam: number; score: number };
   exam_totals: { exam: number; writer: number; count: number; sum: number };
   ingest_checkpoint: { feed: string; last_event_id: string; updated_at: Generated<Date> };
+  ingest_leader: {
+    feed: string;
+    epoch: number;
+    holder: string;
+    since: Date;
+    expires_at: Date;
+    locked: boolean;
+  };
   quarantine: {
     id: Generated<string>;
     received_at: Generated<Date>;

@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import { aborted } from "../aborted.ts";
-import { type Database, loadCheckpoint } from "../db/mod.ts";
+import { type Database, type Fence, loadCheckpoint, type PoolMode } from "../db/mod.ts";
 import { startWriters } from "../workers/mod.ts";
 import { createCheckpointer } from "./checkpointer.ts";
 import { createDemoFeed } from "./demo_feed.ts";
@@ -21,6 +21,9 @@ export interface IngestOptions {
   writers: number;
   /** Where the writers connect. */
   databaseUrl: string;
+  poolMode?: PoolMode;
+  /** This instance, named in the notification of every commit. */
+  origin?: string;
   /** Where the checkpoint is read and stored. */
   db: Kysely<Database>;
   /** How long stopping may take: draining the writers and storing the checkpoint. */
@@ -43,8 +46,11 @@ export interface Ingest {
    * commit what they were sent and for the checkpoint to be stored, no longer
    * than `drainMs` in all. Whatever is not committed by then is replayed after
    * the restart.
+   *
+   * With `fence`, every commit carries it; once Postgres refuses one as
+   * fenced, run stops at once without draining (another leader replays it).
    */
-  run(signal: AbortSignal): Promise<void>;
+  run(signal: AbortSignal, fence?: Fence): Promise<void>;
 }
 
 /**
@@ -58,6 +64,8 @@ export function createIngest({
   maxEventBytes,
   writers,
   databaseUrl,
+  poolMode,
+  origin,
   db,
   drainMs = 8_000,
   onChanged,
@@ -67,12 +75,22 @@ export function createIngest({
 }: IngestOptions): Ingest {
   const stats = new IngestStats();
 
-  async function run(signal: AbortSignal) {
+  async function run(stop: AbortSignal, fence?: Fence) {
+    const fenced = new AbortController();
+    const onFenced = (error: string) => {
+      stats.fenced++;
+      if (fenced.signal.aborted) return;
+      log({ level: "warn", msg: "fenced: another instance leads the feed; stopping", error });
+      fenced.abort();
+    };
+    const signal = AbortSignal.any([stop, fenced.signal]);
     const checkpoint = await loadCheckpoint(db, feedId);
     stats.lastEventId = checkpoint ?? null;
     const checkpointer = createCheckpointer({
       db,
       feed: feedId,
+      fence,
+      onFenced,
       log,
       onSaved: (id) => {
         stats.lastEventId = id;
@@ -82,6 +100,10 @@ export function createIngest({
     const pool = startWriters({
       count: writers,
       databaseUrl,
+      poolMode,
+      fence,
+      origin,
+      onFenced: (_writer, error) => onFenced(error),
       onAck: (writer, ack) => {
         stats.permanentErrors.delete(writer);
         router.acked(ack);
@@ -129,13 +151,18 @@ export function createIngest({
 
     // Rejects at once if reading fails for good (what onChunk throws).
     await Promise.race([reading, aborted(signal)]);
-    const deadline = AbortSignal.timeout(drainMs);
-    // The reader waits for the writers when their queues are full, so with
-    // Postgres away it would wait for good.
-    await Promise.race([reading, aborted(deadline)]);
-    await Promise.race([router.settled(), aborted(deadline)]);
-    await Promise.race([pool.close(), aborted(deadline)]);
-    await checkpointer.close(deadline);
+    // Nothing of a fenced term can commit any more: no drain.
+    const deadline = AbortSignal.any([AbortSignal.timeout(drainMs), fenced.signal]);
+    try {
+      // The reader waits for the writers when their queues are full, so with
+      // Postgres away it would wait for good.
+      await Promise.race([reading, aborted(deadline)]);
+      await Promise.race([router.settled(), aborted(deadline)]);
+      await pool.close(deadline);
+      await checkpointer.close(deadline);
+    } finally {
+      stats.queueDepth = () => [];
+    }
   }
 
   return { stats, run };

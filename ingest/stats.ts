@@ -14,6 +14,19 @@ export const STALL_MS = 30_000;
  * field); main.ts hands this object to the API, which type-checks the match.
  */
 export class IngestStats {
+  /**
+   * `leader` reads the feed; a `standby` only serves, ready to take over;
+   * `api` (ROLE=api) is never a candidate.
+   */
+  role: "leader" | "standby" | "api" = "leader";
+  /** The feed's leadership epoch as last seen; null without leadership (one instance). */
+  epoch: number | null = null;
+  /** Who leads the feed and since when (ISO 8601), as last seen. */
+  leader: { instance: string; since: string } | null = null;
+  /** Terms of leadership this instance began. */
+  takeovers = 0;
+  /** Statements of this instance Postgres refused as fenced (an old epoch's). */
+  fenced = 0;
   state = "starting";
   received = 0;
   applied = 0;
@@ -79,6 +92,11 @@ export class IngestStats {
     }
     recent.sort((a, b) => a - b);
     return {
+      role: this.role,
+      epoch: this.epoch,
+      leader: this.leader && { ...this.leader },
+      takeovers: this.takeovers,
+      fenced: this.fenced,
       state: this.state,
       received: this.received,
       applied: this.applied,

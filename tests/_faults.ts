@@ -79,7 +79,7 @@ function sampleMemory(service: Service, everyMs = 200) {
 const MiB = 1024 * 1024;
 
 /** Signals the service and waits for its exit; SIGKILLs it and fails after `ms`. */
-async function stopWithin(
+export async function stopWithin(
   service: Service,
   signal: Deno.Signal,
   ms: number,
@@ -102,7 +102,7 @@ async function stopWithin(
 }
 
 /** The error, with the end of what the service logged (requests left out) appended. */
-function withServiceOutput(error: unknown, service: Service | undefined): unknown {
+export function withServiceOutput(error: unknown, service: Service | undefined): unknown {
   if (!(error instanceof Error) || !service) return error;
   const lines = service.output().split("\n").filter((l) => !l.includes(`"msg":"request"`));
   error.message += `\n--- the service's last log lines ---\n${lines.slice(-40).join("\n")}`;
@@ -133,11 +133,18 @@ async function scenario(
 }
 
 /** Waits for the first feed request after `index` and returns its Last-Event-ID. */
-function nextRequest(feed: { requests: FeedRequest[] }, index: number): Promise<string | null> {
+export function nextRequest(
+  feed: { requests: FeedRequest[] },
+  index: number,
+): Promise<string | null> {
   return until("the feed to be asked again", () => feed.requests[index]?.lastEventId, 60_000);
 }
 
-function demoEvents(seed: number, total: number, options?: ScoreEventOptions): OracleEvent[] {
+export function demoEvents(
+  seed: number,
+  total: number,
+  options?: ScoreEventOptions,
+): OracleEvent[] {
   return Array.from({ length: total }, (_, i) => scoreEventAt(seed, i, options));
 }
 

@@ -10,6 +10,8 @@ export interface FeedRequest {
   cacheControl: string | null;
   /** performance.now() when it arrived. */
   at: number;
+  /** performance.now() when its response was delivered or its connection went away. */
+  closedAt?: number;
 }
 
 /** Answers the `n`-th request (0-based); `closing` aborts when the server closes. */
@@ -56,13 +58,19 @@ export function serveFeed(
     );
     return new Response(body, response);
   };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    requests.push({
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (
+    request,
+    info,
+  ) => {
+    const logged: FeedRequest = {
       lastEventId: request.headers.get("last-event-id"),
       accept: request.headers.get("accept"),
       cacheControl: request.headers.get("cache-control"),
       at: performance.now(),
-    });
+    };
+    requests.push(logged);
+    const closed = () => logged.closedAt ??= performance.now();
+    info.completed.then(closed, closed);
     const response = answer(request, requests.length - 1, closing.signal);
     return response instanceof Response ? withTiming(response) : response.then(withTiming);
   });

@@ -66,3 +66,24 @@ Deno.test("parseConfig() keys the checkpoint by FEED_ID, by default the URL with
   assert.equal(parseConfig([], { SCORES_URL: url }).feedId, "https://feed.example/scores");
   assert.equal(parseConfig(["--feed-id", "scores"], { SCORES_URL: url }).feedId, "scores");
 });
+
+Deno.test("parseConfig() reads the fleet's settings: pool mode, lease and instance id", () => {
+  const defaults = parseConfig([], {});
+  assert.equal(defaults.poolMode, "session");
+  assert.equal(defaults.leaseMs, 5_000);
+  assert.match(defaults.instanceId, /.-[0-9a-f]{8}$/);
+  assert.notEqual(parseConfig([], {}).instanceId, defaults.instanceId, "unique per start");
+  const config = parseConfig([], {
+    DATABASE_POOL_MODE: "transaction",
+    LEASE_MS: "2000",
+    INSTANCE_ID: "pod-1",
+  });
+  assert.equal(config.poolMode, "transaction");
+  assert.equal(config.leaseMs, 2_000);
+  assert.equal(config.instanceId, "pod-1");
+  assert.throws(
+    () => parseConfig([], { DATABASE_POOL_MODE: "statement" }),
+    /Cannot parse DATABASE_POOL_MODE "statement": not one of session, transaction/,
+  );
+  assert.throws(() => parseConfig([], { LEASE_MS: "10" }), /Cannot parse LEASE_MS "10"/);
+});

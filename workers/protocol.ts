@@ -1,4 +1,4 @@
-import type { QuarantineRow } from "../db/mod.ts";
+import type { Fence, PoolMode, QuarantineRow } from "../db/mod.ts";
 
 /**
  * One routed slice of the feed for one writer: the valid events in stream
@@ -16,7 +16,17 @@ export interface Batch {
 
 /** What the main thread tells a writer worker. */
 export type ToWriter =
-  | { type: "start"; writer: number; databaseUrl: string; maxBatchEvents: number }
+  | {
+    type: "start";
+    writer: number;
+    databaseUrl: string;
+    poolMode: PoolMode;
+    maxBatchEvents: number;
+    /** Every commit carries it: Postgres refuses it once the epoch is stale. */
+    fence?: Fence;
+    /** The instance, named in each commit's notification. */
+    origin: string;
+  }
   | { type: "batch"; batch: Batch }
   | { type: "close" };
 
@@ -25,6 +35,8 @@ export type FromWriter =
   | { type: "acked"; ack: Ack }
   | { type: "retrying"; retry: Retry }
   | { type: "skipped"; skipped: Skipped }
+  /** Postgres refused a commit as fenced: the writer commits nothing more. */
+  | { type: "fenced"; error: string }
   | { type: "closed" };
 
 /** A quarantine entry Postgres refused even as an escaped excerpt: not stored. */

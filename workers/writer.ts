@@ -3,6 +3,7 @@ import {
   classifyError,
   type Db,
   describeError,
+  type Fence,
   type QuarantineRow,
   type ScoreColumns,
 } from "../db/mod.ts";
@@ -18,6 +19,15 @@ export interface WriterOptions {
   onRetry?(retry: Retry): void;
   /** A refused quarantine entry that not even its escaped excerpt could be stored for. */
   onSkipped?(skipped: Skipped): void;
+  /** Carried by every commit; see `applyScores`. */
+  fence?: Fence;
+  /** Named in every commit's notification. */
+  origin?: string;
+  /**
+   * Postgres refused a commit of `fence`'s epoch: the writer drops what it
+   * holds and commits nothing more (a newer leader replays it).
+   */
+  onFenced?(error: string): void;
   /** Queued batches are committed together up to about this many events. */
   maxBatchEvents?: number;
   /** ... and up to about this many characters of studentIds and quarantine. */
@@ -51,7 +61,7 @@ export interface Writer {
  * Rows and quarantine entries that Postgres itself refuses are bisected out:
  * a refused row is quarantined, a refused quarantine entry is stored as a
  * short escaped excerpt or, if even that is refused, skipped and reported. So
- * one bad event never wedges the writer.
+ * one bad event never wedges the writer. A fenced commit stops the writer.
  */
 export function createWriter({
   writer,
@@ -59,6 +69,9 @@ export function createWriter({
   onAck,
   onRetry = () => {},
   onSkipped = () => {},
+  fence,
+  origin,
+  onFenced = () => {},
   maxBatchEvents = 50_000,
   maxBatchChars = 2_000_000,
   maxKnownStudentBytes = 16 * 1024 * 1024,
@@ -74,9 +87,10 @@ export function createWriter({
   const queue: Batch[] = [];
   let running: Promise<void> | undefined;
   let closed = false;
+  let fenced = false;
 
   async function run() {
-    while (queue.length > 0) {
+    while (queue.length > 0 && !fenced) {
       let events = 0;
       let chars = 0;
       let take = 0;
@@ -101,9 +115,10 @@ export function createWriter({
   /** Commits rows and quarantine; returns how many rows Postgres refused. */
   async function commit(rows: ScoreColumns, quarantine: QuarantineRow[]): Promise<number> {
     try {
-      await withRetry(() => applyScores(db.db, writer, rows, quarantine, keys));
+      await withRetry(() => applyScores(db.db, writer, rows, quarantine, keys, { fence, origin }));
       return 0;
     } catch (error) {
+      if (error instanceof FencedError) throw error;
       // Only data errors escape withRetry: find what Postgres refuses.
       const n = rows.names.length;
       if (n > 0 && quarantine.length > 0) {
@@ -137,8 +152,9 @@ export function createWriter({
 
   async function storeRefused(row: QuarantineRow) {
     try {
-      await withRetry(() => applyScores(db.db, writer, empty(), [row]));
+      await withRetry(() => applyScores(db.db, writer, empty(), [row], keys, { fence, origin }));
     } catch (error) {
+      if (error instanceof FencedError) throw error;
       onSkipped({ error: describeError(error), raw: row.raw });
     }
   }
@@ -151,6 +167,7 @@ export function createWriter({
       } catch (error) {
         const kind = classifyError(error);
         if (kind === "data") throw error;
+        if (kind === "fenced") throw new FencedError(error);
         const cap = kind === "permanent"
           ? maxRetryMs
           : Math.min(maxRetryMs, initialRetryMs * 2 ** Math.min(n - 1, 20));
@@ -181,6 +198,12 @@ export function createWriter({
 
   function kick() {
     running ??= run().catch(async (error) => {
+      if (error instanceof FencedError) {
+        fenced = true;
+        queue.length = 0;
+        onFenced(describeError(error.cause));
+        return;
+      }
       // Only a bug gets here (withRetry handles every database error): not
       // again at once, which would spin and grow garbage without end.
       if (closed) return;
@@ -194,6 +217,7 @@ export function createWriter({
 
   return {
     enqueue(batch) {
+      if (fenced) return;
       queue.push(batch);
       kick();
     },
@@ -206,6 +230,12 @@ export function createWriter({
       await db.close();
     },
   };
+}
+
+class FencedError extends Error {
+  constructor(cause: unknown) {
+    super("Cannot commit: this instance no longer leads the feed", { cause });
+  }
 }
 
 class DeadlineError extends Error {

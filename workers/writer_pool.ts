@@ -1,15 +1,23 @@
+import type { Fence, PoolMode } from "../db/mod.ts";
 import type { Ack, Batch, FromWriter, Retry, Skipped, ToWriter } from "./protocol.ts";
 
 /** How to start the writers. */
 export interface WriterPoolOptions {
   count: number;
   databaseUrl: string;
+  poolMode?: PoolMode;
+  /** Carried by every commit (see `applyScores`). */
+  fence?: Fence;
+  /** This instance, named in every commit's notification. */
+  origin?: string;
   maxBatchEvents?: number;
   onAck(writer: number, ack: Ack): void;
   onRetry?(writer: number, retry: Retry): void;
   onSkipped?(writer: number, skipped: Skipped): void;
   /** A writer died and was replaced; its unacknowledged batches are sent again. */
   onRestart?(writer: number, error: string): void;
+  /** Postgres refused a writer's commit as fenced; that writer commits nothing more. */
+  onFenced?(writer: number, error: string): void;
 }
 
 /** A fixed set of writer workers, each owning the students that hash to it. */
@@ -22,8 +30,11 @@ export interface WriterPool {
   pendingChars(): number;
   /** Terminates one writer as a crash would; it is replaced like one. */
   crash(writer: number): void;
-  /** Waits for every writer to finish what it was sent, then stops them. */
-  close(): Promise<void>;
+  /**
+   * Waits for every writer to finish what it was sent, then stops them; once
+   * `signal` aborts, stops them at once.
+   */
+  close(signal?: AbortSignal): Promise<void>;
 }
 
 interface Slot {
@@ -40,8 +51,19 @@ interface Slot {
  * applying is idempotent, so nothing is lost and nothing is counted twice.
  */
 export function startWriters(
-  { count, databaseUrl, maxBatchEvents = 50_000, onAck, onRetry, onSkipped, onRestart }:
-    WriterPoolOptions,
+  {
+    count,
+    databaseUrl,
+    poolMode = "session",
+    fence,
+    origin = "",
+    maxBatchEvents = 50_000,
+    onAck,
+    onRetry,
+    onSkipped,
+    onRestart,
+    onFenced,
+  }: WriterPoolOptions,
 ): WriterPool {
   const slots: Slot[] = [];
   let closing = false;
@@ -64,6 +86,8 @@ export function startWriters(
         onRetry?.(writer, data.retry);
       } else if (data.type === "skipped") {
         onSkipped?.(writer, data.skipped);
+      } else if (data.type === "fenced") {
+        onFenced?.(writer, data.error);
       }
     };
     worker.onerror = (event) => {
@@ -71,7 +95,7 @@ export function startWriters(
       restart(writer, event.message);
     };
     worker.onmessageerror = () => restart(writer, "a message could not be deserialized");
-    post({ type: "start", writer, databaseUrl, maxBatchEvents });
+    post({ type: "start", writer, databaseUrl, poolMode, maxBatchEvents, fence, origin });
     return worker;
   }
 
@@ -102,7 +126,7 @@ export function startWriters(
     crash(writer) {
       restart(writer, "terminated");
     },
-    async close() {
+    async close(signal) {
       closing = true;
       await Promise.all(slots.map((slot) =>
         new Promise<void>((resolve) => {
@@ -113,6 +137,8 @@ export function startWriters(
             if (event.data.type === "closed") resolve();
           };
           worker.postMessage({ type: "close" } satisfies ToWriter);
+          signal?.addEventListener("abort", () => resolve(), { once: true });
+          if (signal?.aborted) resolve();
         })
       ));
       for (const slot of slots) slot.worker.terminate();

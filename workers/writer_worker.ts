@@ -13,15 +13,19 @@ self.onmessage = async ({ data }: MessageEvent<ToWriter>) => {
       writer = createWriter({
         writer: data.writer,
         maxBatchEvents: data.maxBatchEvents,
+        fence: data.fence,
+        origin: data.origin,
         connect: () =>
           createDb({
             url: data.databaseUrl,
+            poolMode: data.poolMode,
             applicationName: `scorestream-writer-${data.writer}`,
             statementTimeoutMs: 10_000,
           }),
         onAck: (ack) => post({ type: "acked", ack }),
         onRetry: (retry) => post({ type: "retrying", retry }),
         onSkipped: (skipped) => post({ type: "skipped", skipped }),
+        onFenced: (error) => post({ type: "fenced", error }),
       });
       break;
     case "batch":

@@ -3,6 +3,11 @@ import { createApi, type IngestSnapshot } from "../../api/mod.ts";
 import type { Queries } from "../../db/mod.ts";
 
 const snapshot: IngestSnapshot = {
+  role: "leader",
+  epoch: 3,
+  leader: { instance: "a", since: "2026-01-01T00:00:00.000Z" },
+  takeovers: 1,
+  fenced: 2,
   state: "open",
   received: 3,
   applied: 2,
@@ -20,6 +25,10 @@ const snapshot: IngestSnapshot = {
 
 /** Each /stats ingest field and the metric that reports the same quantity. */
 const SAME_QUANTITY: Record<string, string> = {
+  role: "scorestream_ingest_leader",
+  epoch: "scorestream_ingest_epoch",
+  takeovers: "scorestream_ingest_takeovers_total",
+  fenced: "scorestream_ingest_fenced_commits_total",
   state: "scorestream_ingest_state",
   received: "scorestream_ingest_events_received_total",
   applied: "scorestream_ingest_events_applied_total",

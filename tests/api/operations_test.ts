@@ -6,6 +6,11 @@ import { createApiFixture } from "./_fixture.ts";
 
 function snapshot(overrides: Partial<IngestSnapshot> = {}): IngestSnapshot {
   return {
+    role: "leader",
+    epoch: null,
+    leader: null,
+    takeovers: 0,
+    fenced: 0,
     state: "streaming",
     received: 1200,
     applied: 1150,

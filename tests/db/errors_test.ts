@@ -12,6 +12,7 @@ const coded = (code: string, severity = "ERROR") =>
 
 Deno.test("errorMeaning() maps each SQLSTATE, postgres.js and system code to its meaning", () => {
   const expected: Record<string, string[]> = {
+    fenced: ["SF001"],
     data: ["21000", "22001", "22021", "22P02", "23505", "54000"],
     permanent: ["28P01", "3D000", "3F000", "42601", "42501", "42P01", "0A000", "25006"],
     timeout: ["57014"],
@@ -50,6 +51,7 @@ Deno.test("classifyError() keeps data and permanent failures apart from the tran
   assert.equal(classifyError(coded("23505")), "data");
   assert.equal(classifyError(coded("42501")), "permanent");
   assert.equal(classifyError(coded("25006")), "permanent");
+  assert.equal(classifyError(coded("SF001")), "fenced");
   for (const code of ["57014", "57P01", "53300", "08006", "ECONNRESET", "40001", "XX000"]) {
     assert.equal(classifyError(coded(code)), "transient", code);
   }

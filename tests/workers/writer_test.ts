@@ -146,3 +146,45 @@ for (const kind of databaseKinds) {
     assert.match(rows[1].reason, /^refused_by_database: 22021/);
   });
 }
+
+if (databaseKinds.includes("server")) {
+  Deno.test("a writer whose epoch is stale commits nothing, reports fenced once and stops (server)", async () => {
+    await using t = await createTestDatabase("server");
+    const feed = "http://feed.test/scores";
+    await sql`INSERT INTO ingest_leader VALUES (${feed}, 2, 'b', now(), now() + interval '1 hour',
+      false)`.execute(t.db);
+    const acks: Ack[] = [];
+    const retries: Retry[] = [];
+    const fenced: string[] = [];
+    const writer = createWriter({
+      writer: 0,
+      connect: () => createDb({ url: t.url }),
+      fence: { feed, epoch: 1 },
+      onAck: (ack) => acks.push(ack),
+      onRetry: (retry) => retries.push(retry),
+      onFenced: (error) => fenced.push(error),
+    });
+    writer.enqueue(batch([["a", 1, 0.1]]));
+    writer.enqueue(batch([["b", 1, 0.2]]));
+    await writer.drained();
+    writer.enqueue(batch([["c", 1, 0.3]]));
+    await writer.drained();
+    await writer.close();
+    assert.equal(fenced.length, 1);
+    assert.match(fenced[0], /^SF001: /);
+    assert.equal(acks.length, 0);
+    assert.equal(retries.length, 0, "a fenced commit is not retried");
+    assert.deepEqual(await results(t), []);
+
+    const current = createWriter({
+      writer: 0,
+      connect: () => createDb({ url: t.url }),
+      fence: { feed, epoch: 2 },
+      onAck: (ack) => acks.push(ack),
+    });
+    current.enqueue(batch([["a", 1, 0.1]]));
+    await current.drained();
+    await current.close();
+    assert.deepEqual(await results(t), ["a/1=0.1"], "the current epoch commits");
+  });
+}
