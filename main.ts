@@ -274,10 +274,9 @@ async function main(config: Config) {
   const api = createApi({
     queries: createQueries(reader.db),
     stats,
-    // Ready means serving current answers: a stuck ingest serves stale ones.
-    ready: async () =>
-      stats?.stuck() === undefined &&
-      await isMigrated(control.db).catch((error) => {
+    // A stuck ingest (stale answers) makes /readyz 503 too: the API asks stats.
+    ready: () =>
+      isMigrated(control.db).catch((error) => {
         databaseFailed(describeError(error));
         return false;
       }),

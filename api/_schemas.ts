@@ -287,6 +287,10 @@ export const Stats = z.object({
     lagMs: z.number().nullable().openapi({ description: INGEST.lagMs }),
     checkpointAgeMs: z.number().nullable().openapi({ description: INGEST.checkpointAgeMs }),
     queueDepth: z.array(z.number().int()).openapi({ description: INGEST.queueDepth }),
+    stuck: z.object({
+      reason: z.string().openapi({ example: "writer 0 cannot commit: 42501: permission denied" }),
+      since: z.string().openapi({ format: "date-time" }),
+    }).nullable().openapi({ description: INGEST.stuck }),
   }).nullable().openapi({
     description: "null when this instance keeps no ingest statistics. Histograms are in /metrics.",
   }),

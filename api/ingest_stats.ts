@@ -32,6 +32,8 @@ export interface IngestSnapshot {
   checkpointAgeMs: number | null;
   /** Events sent to each writer and not yet committed, by writer index. */
   queueDepth: number[];
+  /** Why ingest makes no progress though events wait, and since when; null while it does. */
+  stuck: { reason: string; since: string } | null;
   /** Events per committed batch. */
   batchSize: Histogram;
   /** Time from sending a batch to a writer to its commit. */
@@ -61,6 +63,9 @@ export const INGEST_DESCRIPTIONS = {
   lagMs: "p99 over the last minute of the time from receiving an event to its commit.",
   checkpointAgeMs: "Time since the checkpoint last moved.",
   queueDepth: "Events sent to each writer and not yet committed, by writer.",
+  stuck: "Why ingest makes no progress though events wait (a writer fails with an error " +
+    "that retrying cannot fix, or events have been pending 30 s without a commit), and " +
+    "since when; null while it makes progress. /readyz answers 503 meanwhile.",
 } satisfies Partial<Record<keyof IngestSnapshot, string>>;
 
 /** Where the API reads ingest statistics from; the API never imports ingest/. */

@@ -132,6 +132,12 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
     );
   }
   metric(
+    `${p}stuck`,
+    "gauge",
+    INGEST_DESCRIPTIONS.stuck,
+    sample(`${p}stuck`, {}, s.stuck === null ? 0 : 1),
+  );
+  metric(
     "scorestream_writer_queue_depth",
     "gauge",
     INGEST_DESCRIPTIONS.queueDepth,

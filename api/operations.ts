@@ -111,6 +111,7 @@ export function operationRoutes(
               lagMs: ingest.lagMs,
               checkpointAgeMs: ingest.checkpointAgeMs,
               queueDepth: ingest.queueDepth,
+              stuck: ingest.stuck,
             },
             lastErrors: lastErrors(),
           },
@@ -141,12 +142,22 @@ export function operationRoutes(
           "its migrations are applied.",
         responses: {
           200: ok(Status, "Ready to serve."),
-          503: problemResponse("The database does not answer or is not migrated."),
+          503: problemResponse(
+            "The database does not answer or is not migrated, or ingest is stuck " +
+              "(`detail` and `stuck` say why, as /stats's `ingest.stuck`).",
+          ),
         },
       }),
       async (c) => {
         if (!migrated()) {
           return problem(c, 503, "The database is not migrated yet", RETRY, {
+            lastErrors: lastErrors(),
+          }) as never;
+        }
+        const stuck = stats?.snapshot().stuck;
+        if (stuck) {
+          return problem(c, 503, `Ingest is stuck: ${stuck.reason}`, RETRY, {
+            stuck,
             lastErrors: lastErrors(),
           }) as never;
         }

@@ -9,7 +9,8 @@
 // is the demo feed paced at --rate, resumed after --events preloaded ones; with
 // --feed oversized every 500th event is followed by one of 1.5 MB, and with
 // --feed gzip-bomb the feed answers with a gzip body that inflates to 1 GiB
-// of newlines, again on every reconnect.
+// of newlines, again on every reconnect. With a hostile feed, a first phase
+// measures the API idle on the demo feed, the baseline of the same run.
 import { createDemoFeed } from "../ingest/demo_feed.ts";
 import {
   benchFlags,
@@ -152,24 +153,32 @@ async function gzipBomb(): Promise<Uint8Array<ArrayBuffer>> {
   );
 }
 
-/** The demo feed, or a hostile variant of it, on a loopback port. */
+/**
+ * The demo feed on a loopback port, until `turn()` makes it the hostile variant
+ * `kind`: the connections open then are ended, so the service reconnects to it.
+ */
 async function serveHostileFeed(kind: string) {
   const demo = createDemoFeed({ seed: 1, rate });
   const bomb = kind === "gzip-bomb" ? await gzipBomb() : undefined;
   const big = encoder.encode(`event: score\ndata: {"pad": "${"x".repeat(1_500_000)}"}\n\n`);
+  let hostile = false;
+  const open = new Set<TransformStreamDefaultController<Uint8Array>>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-    if (bomb) {
+    if (hostile && bomb) {
       return new Response(bomb, {
         headers: { "content-type": "text/event-stream", "content-encoding": "gzip" },
       });
     }
     const response = demo(request);
-    if (kind === "demo") return response;
+    const oversized = hostile && kind === "oversized";
     let seen = 0;
+    let controller: TransformStreamDefaultController<Uint8Array>;
     const body = response.body!.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
+        start: (c) => void open.add(controller = c),
         transform(chunk, controller) {
           controller.enqueue(chunk);
+          if (!oversized) return;
           // A chunk ends at an event's end; count events by their blank lines.
           for (let i = 1; i < chunk.length; i++) {
             if (chunk[i] === 10 && chunk[i - 1] === 10 && ++seen % 500 === 0) {
@@ -177,12 +186,19 @@ async function serveHostileFeed(kind: string) {
             }
           }
         },
+        flush: () => void open.delete(controller),
+        cancel: () => void open.delete(controller),
       }),
     );
     return new Response(body, { headers: response.headers });
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}/scores`,
+    turn() {
+      hostile = true;
+      for (const controller of open) controller.terminate();
+      open.clear();
+    },
     close: () => server.shutdown(),
   };
 }
@@ -202,7 +218,11 @@ try {
     await service.waitFor((s) => s.ingest.state === "open" || s.ingest.received > 0, 60_000);
     // Let ingest settle into the feed's pace first.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const idle = await phase(`API idle (${seconds} s):`, service);
+    if (feedKind !== "demo") {
+      await phase(`API idle, the demo feed (${seconds} s): the baseline:`, service);
+      feed.turn();
+    }
+    const idle = await phase(`API idle (${seconds} s), the ${feedKind} feed:`, service);
     const loaded = await phase(
       `API overloaded (${seconds} s): wrk -t1 -c100 on each path at once:`,
       service,

@@ -105,13 +105,13 @@ export function createIngest({
       origin,
       onFenced: (_writer, error) => onFenced(error),
       onAck: (writer, ack) => {
-        stats.permanentErrors.delete(writer);
+        stats.writerCommitted(writer);
         router.acked(ack);
       },
       onRetry: (writer, retry) => {
         stats.writerRetries++;
         onDatabaseError(retry.error);
-        if (retry.permanent) stats.permanentErrors.set(writer, retry.error);
+        stats.writerFailed(writer, retry.error, retry.permanent);
         log({
           level: retry.permanent ? "error" : "warn",
           msg: "writer retrying",

@@ -8,6 +8,14 @@ const LAG_SAMPLES = 16_384;
 /** Events pending without a commit for this long mean ingest is stuck (see `stuck`). */
 export const STALL_MS = 30_000;
 
+/** Why ingest makes no progress, and since when (an ISO 8601 time). */
+export interface Stuck {
+  reason: string;
+  since: string;
+}
+
+const wallClock = (at: number) => new Date(performance.timeOrigin + at).toISOString();
+
 /**
  * Counters and distributions of the ingest pipeline. `snapshot()` has the
  * shape of the API's `IngestSnapshot` (api/ingest_stats.ts documents each
@@ -48,24 +56,45 @@ export class IngestStats {
   queueDepth: () => number[] = () => [];
   /** When a commit last came, or events became pending with none before. */
   progressAt = performance.now();
-  /** The error of each writer whose last attempt failed in a way retrying cannot fix. */
-  readonly permanentErrors = new Map<number, string>();
+  /**
+   * Each writer whose attempts fail in a way retrying cannot fix: the latest
+   * error, and since when (performance.now()) they have failed so.
+   */
+  readonly #permanentErrors = new Map<number, { error: string; since: number }>();
+
+  /** A writer's attempt failed with `error`; `permanent` if retrying cannot fix it. */
+  writerFailed(writer: number, error: string, permanent: boolean, now = performance.now()): void {
+    if (!permanent) return;
+    this.#permanentErrors.set(writer, {
+      error,
+      since: this.#permanentErrors.get(writer)?.since ?? now,
+    });
+  }
+
+  /** A writer committed: whatever it failed with before is over. */
+  writerCommitted(writer: number): void {
+    this.#permanentErrors.delete(writer);
+  }
 
   /**
-   * Why ingest makes no progress though events wait, or undefined while it does:
-   * a writer failed with an error that retrying cannot fix (a role without write
-   * rights), or events have been pending for `STALL_MS` without a commit.
+   * Why ingest makes no progress though events wait, and since when, or null
+   * while it does: a writer fails with an error that retrying cannot fix (a role
+   * without write rights), or events have been pending for `STALL_MS` without a
+   * commit.
    */
-  stuck(now = performance.now()): string | undefined {
-    for (const [writer, error] of this.permanentErrors) {
-      return `writer ${writer} cannot commit: ${error}`;
+  stuck(now = performance.now()): Stuck | null {
+    for (const [writer, { error, since }] of this.#permanentErrors) {
+      return { reason: `writer ${writer} cannot commit: ${error}`, since: wallClock(since) };
     }
-    if (now - this.progressAt < STALL_MS) return undefined;
+    if (now - this.progressAt < STALL_MS) return null;
     const pending = this.queueDepth().reduce((a, b) => a + b, 0);
-    if (pending === 0) return undefined;
-    return `${pending} events pending and nothing committed for ${
-      Math.round(now - this.progressAt)
-    } ms`;
+    if (pending === 0) return null;
+    return {
+      reason: `${pending} events pending and nothing committed for ${
+        Math.round(now - this.progressAt)
+      } ms`,
+      since: wallClock(this.progressAt),
+    };
   }
 
   reject(reason: string, count = 1): void {
@@ -113,6 +142,7 @@ export class IngestStats {
         : null,
       checkpointAgeMs: this.checkpointSavedAt === null ? null : now - this.checkpointSavedAt,
       queueDepth: this.queueDepth(),
+      stuck: this.stuck(now),
       batchSize: structuredClone(this.batchSize),
       commitLatencyMs: structuredClone(this.commitLatencyMs),
     };

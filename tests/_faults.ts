@@ -4,9 +4,16 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadCheckpoint } from "../db/mod.ts";
+import { CompiledQuery } from "kysely";
 import { scoreEventAt, type ScoreEventOptions } from "../ingest/demo_feed.ts";
-import { createTestDatabase } from "./_db.ts";
-import { demoFeed, type FeedAnswer, type FeedRequest, serveFeed } from "./_feed_server.ts";
+import { createTestDatabase, type TestDatabase } from "./_db.ts";
+import {
+  demoFeed,
+  type FeedAnswer,
+  type FeedRequest,
+  type FeedServer,
+  serveFeed,
+} from "./_feed_server.ts";
 import { type Service, startService } from "./_service.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
 import { until } from "./_wait.ts";
@@ -292,6 +299,8 @@ export async function sigtermAtFullSpeed(
 interface HostileBlock {
   id: string;
   chunks?: Uint8Array[];
+  /** Makes `chunks` when the block is sent: for feeds too large to hold. */
+  make?: () => Uint8Array[];
   /** Sent instead of `chunks`: a stream that never ends (the client must cut it). */
   endless?: () => Uint8Array;
   /**
@@ -308,6 +317,13 @@ interface HostileExpectation {
   rejected: Map<string, string>;
   ignored: number;
   oversized: number;
+}
+
+/** A valid score event as a block of the feed, its lines ended by `ending`. */
+function scoreBlock(id: string, event: OracleEvent, ending = "\n"): HostileBlock {
+  const text = [`id: ${id}`, "event: score", `data: ${JSON.stringify(event)}`, "", ""]
+    .join(ending);
+  return { id, chunks: [encoder.encode(text)] };
 }
 
 /**
@@ -474,11 +490,7 @@ function hostileFeed(seed: number, valid: number) {
   const every = Math.max(1, Math.floor(valid / hostile.length));
   for (let i = 0, next = 0; i < valid; i++) {
     const event = scoreEventAt(seed, i);
-    const ending = ["\n", "\r\n", "\r"][i % 3];
-    const block = id();
-    const text = [`id: ${block}`, "event: score", `data: ${JSON.stringify(event)}`, "", ""]
-      .join(ending);
-    blocks.push({ id: block, chunks: [encoder.encode(text)] });
+    blocks.push(scoreBlock(id(), event, ["\n", "\r\n", "\r"][i % 3]));
     expect.valid.push(event);
     if (i % every === every - 1 && next < hostile.length) hostile[next++]();
   }
@@ -490,18 +502,27 @@ function hostileFeed(seed: number, valid: number) {
 /** Bad statuses the hostile feed answers some requests with, by request number. */
 const BAD_STATUSES = new Map([[1, 503], [3, 429], [5, 500]]);
 
+/** Answers the requests in BAD_STATUSES with those statuses (and `Retry-After: 1`). */
+function badStatuses(request: number): Response | undefined {
+  const bad = BAD_STATUSES.get(request);
+  if (bad) return new Response("not now", { status: bad, headers: { "retry-after": "1" } });
+}
+
 /**
- * Answers with `blocks`, resuming after the block named by Last-Event-ID, and answers
- * the requests in BAD_STATUSES with those statuses (and `Retry-After: 1`).
+ * Answers with `blocks`, resuming after the block named by Last-Event-ID (a feed that
+ * replays), unless `answer` answers the request (by its number) otherwise.
  */
-function blocksFeed(blocks: HostileBlock[]): FeedAnswer {
+function blocksFeed(
+  blocks: HostileBlock[],
+  answer: (request: number) => Response | undefined = badStatuses,
+): FeedAnswer {
   const served = new Set<string>();
   return (request, n) => {
     const lastEventId = request.headers.get("last-event-id");
     // As nginx's default header limit would.
     if ((lastEventId?.length ?? 0) > 8192) return new Response(null, { status: 431 });
-    const bad = BAD_STATUSES.get(n);
-    if (bad) return new Response("not now", { status: bad, headers: { "retry-after": "1" } });
+    const answered = answer(n);
+    if (answered) return answered;
     let next = lastEventId === null ? 0 : blocks.findIndex((b) => b.id === lastEventId) + 1;
     // A one-off block is skipped by the connection that resumes right after it: the
     // client failed on it. The server may have sent blocks beyond it that never arrived.
@@ -514,7 +535,7 @@ function blocksFeed(blocks: HostileBlock[]): FeedAnswer {
         if (next === blocks.length) return controller.close();
         const block = blocks[next++];
         served.add(block.id);
-        for (const chunk of block.chunks ?? []) controller.enqueue(chunk);
+        for (const chunk of block.make?.() ?? block.chunks ?? []) controller.enqueue(chunk);
         endless = block.endless;
       },
     }, { highWaterMark: 0 });
@@ -848,6 +869,357 @@ export async function sigtermDuringOutage(
       heldBackAt: received,
       exitMs: Math.round(exit.ms),
       checkpoint: checkpoint ?? "",
+      verifyMs: Math.round(verifyMs),
+    };
+  });
+}
+
+/** What a scenario runs in: a fresh database on the server, and the service it starts. */
+interface Scene {
+  database: TestDatabase;
+  /** Starts the service on the scene's database (unless `env` names another) and the feed. */
+  start(env?: Record<string, string>): Promise<Service>;
+}
+
+/**
+ * Runs `run` in a scenario against `feed` with a fresh database; afterwards the feed
+ * and the database are closed, after the service.
+ */
+function feedScenario(feed: FeedServer, run: (scene: Scene) => Promise<Report>): Promise<Report> {
+  return scenario(async (start, resources) => {
+    resources.use(feed);
+    const database = resources.use(await createTestDatabase("server"));
+    return await run({
+      database,
+      start: (env = {}) => start({ SCORES_URL: feed.url, DATABASE_URL: database.url, ...env }),
+    });
+  });
+}
+
+/** The peak resident memory of process `pid` so far (VmHWM), in bytes. */
+async function peakRssOf(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`No VmHWM in /proc/${pid}/status`);
+  return Number(kib) * 1024;
+}
+
+/** The quarantine's rows: event id -> [reason code, how many rows], and the raw excerpts. */
+async function quarantined(database: TestDatabase) {
+  const rows = await database.db.selectFrom("quarantine").select(["event_id", "reason", "raw"])
+    .execute();
+  const byId = new Map<string | null, { reasons: string[]; raw: string }>();
+  for (const row of rows) {
+    const entry = byId.get(row.event_id) ?? { reasons: [], raw: row.raw };
+    entry.reasons.push(row.reason);
+    byId.set(row.event_id, entry);
+  }
+  return byId;
+}
+
+/** `total` demo events as blocks with decimal ids, and `special` blocks put in at their index. */
+function feedWith(seed: number, total: number, special: Map<number, HostileBlock>) {
+  const blocks: HostileBlock[] = [];
+  const valid: OracleEvent[] = [];
+  for (let i = 0; i < total; i++) {
+    const block = special.get(i);
+    if (block) blocks.push(block);
+    const event = scoreEventAt(seed, i);
+    blocks.push(scoreBlock(`e${i}`, event));
+    valid.push(event);
+  }
+  return { blocks, valid };
+}
+
+/** A 3,000-CJK-character id (9,000 UTF-8 bytes), distinct for each `salt`. */
+function cjkId(salt: number): string {
+  return String.fromCodePoint(
+    ...Array.from({ length: 3_000 }, (_, i) => 0x4e00 + (i * 7919 + salt) % 20_000),
+  );
+}
+
+/**
+ * Issue 11, items 1 and 4: a rejected event with a 3,000-CJK-character id and
+ * `data: not json`, and a valid one with a 100,000-character id, in a feed that
+ * replays; the service is killed with SIGKILL right after the first was received
+ * and restarted. Each is quarantined once, ingest goes past both, no checkpoint or
+ * Last-Event-ID is longer than 1,024 characters, and the state equals the oracle.
+ */
+export function poisonPillRestart({ total }: { total: number }): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const poison = cjkId(seed);
+  const long = "L".padEnd(100_000, "i");
+  const data = JSON.stringify({ exam: 9, studentId: "long id", score: 0.5 });
+  const { blocks, valid } = feedWith(
+    seed,
+    total,
+    new Map([
+      [Math.floor(total / 3), {
+        id: poison,
+        chunks: [encoder.encode(`id: ${poison}\nevent: score\ndata: not json\n\n`)],
+      }],
+      [Math.floor((2 * total) / 3), {
+        id: long,
+        chunks: [encoder.encode(`id: ${long}\nevent: score\ndata: ${data}\n\n`)],
+      }],
+    ]),
+  );
+  const feed = serveFeed(blocksFeed(blocks, () => undefined));
+  return feedScenario(feed, async ({ database, start }) => {
+    let service = await start({ WRITERS: "2" });
+    await service.waitFor((s) => s.ingest.rejected >= 1, 120_000);
+    await service.stop("SIGKILL");
+    const checkpoint = await loadCheckpoint(database.db, feed.url);
+    assert.ok((checkpoint?.length ?? 0) <= 1024, `a bounded checkpoint: ${checkpoint?.length}`);
+    service = await start({ WRITERS: "2" });
+    const expected = expectedState(valid);
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === blocks.at(-1)!.id && s.results === expected.results,
+      120_000,
+    );
+    const rows = await quarantined(database);
+    assert.deepEqual(rows.get(poison.slice(0, 1024))?.reasons.map((r) => r.split(":")[0]), [
+      "invalid_id",
+    ], "the poison pill is quarantined once, under its id's first 1,024 characters");
+    assert.deepEqual(rows.get(long.slice(0, 1024))?.reasons.map((r) => r.split(":")[0]), [
+      "invalid_id",
+    ], "so is the valid event with a 100,000-character id");
+    assert.equal(rows.size, 2, "and nothing else");
+    const longest = Math.max(...feed.requests.map((r) => r.lastEventId?.length ?? 0));
+    assert.ok(longest <= 1024, `no Last-Event-ID over 1,024 characters: ${longest}`);
+    const verifyMs = await assertMatchesOracle(service, expected);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    return {
+      events: total,
+      feedConnections: feed.requests.length,
+      checkpointAfterKill: checkpoint?.slice(0, 20) ?? "",
+      longestLastEventId: longest,
+      verifyMs: Math.round(verifyMs),
+    };
+  });
+}
+
+/**
+ * Issue 11, item 3: one event of 1.5 MB among `total` valid ones, from a feed that
+ * replays from Last-Event-ID. It is skipped and quarantined with its id, size and
+ * an excerpt; the resume position moves past it (no connection resumes before it
+ * twice); the rest is stored exactly.
+ */
+export function oversizedEventReplayed({ total }: { total: number }): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const at = Math.floor(total / 2);
+  const size = Math.round(1.5 * 1_000_000);
+  const big = {
+    id: "big",
+    chunks: [encoder.encode(`id: big\nevent: score\ndata: "${"x".repeat(size)}"\n\n`)],
+  };
+  const { blocks, valid } = feedWith(seed, total, new Map([[at, big]]));
+  const feed = serveFeed(blocksFeed(blocks, () => undefined));
+  return feedScenario(feed, async ({ database, start }) => {
+    const service = await start();
+    const expected = expectedState(valid);
+    const stats = await service.waitFor(
+      (s) => s.ingest.lastEventId === blocks.at(-1)!.id && s.results === expected.results,
+      60_000,
+    );
+    const row = (await quarantined(database)).get("big");
+    assert.ok(row, "the oversized event is quarantined under its id");
+    assert.deepEqual(row.reasons.map((r) => r.split(":")[0]), ["too_large"], "once");
+    // The size counted is the block's: its data and its other lines.
+    const counted = Number(/an event of (\d+) characters/.exec(row.reasons[0])?.[1]);
+    assert.ok(counted >= size && counted < size + 100, `with its size: ${row.reasons[0]}`);
+    assert.ok(row.raw.startsWith(`"xxx`) && row.raw.length <= 2048, "and a short excerpt");
+    assert.deepEqual(stats.ingest.rejectedByReason, { too_large: 1 });
+    const before = `e${at - 1}`;
+    const resumedBefore = feed.requests.filter((r) => r.lastEventId === before).length;
+    assert.ok(resumedBefore <= 1, `resumed before it ${resumedBefore} times`);
+    const verifyMs = await assertMatchesOracle(service, expected);
+    return {
+      events: total,
+      oversizedChars: counted,
+      feedConnections: feed.requests.length,
+      verifyMs: Math.round(verifyMs),
+    };
+  });
+}
+
+/**
+ * Issue 11, item 8: ROLE=all with a role that may only SELECT. Every write fails
+ * with 42501; /readyz answers 503 naming it and /stats's ingest.stuck says why.
+ * After GRANT the service recovers on its own and stores the feed exactly.
+ */
+export function selectOnlyRole({ total }: { total: number }): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const feed = serveFeed(demoFeed({ seed, rate: 0, total, retryMs: 100 }));
+  return feedScenario(feed, async ({ database, start }) => {
+    const role = `reader_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const name = new URL(database.url).pathname.slice(1);
+    const sql = (text: string) => database.db.executeQuery(CompiledQuery.raw(text));
+    await sql(`CREATE ROLE ${role} LOGIN`);
+    let service: Service | undefined;
+    try {
+      await sql(`GRANT CONNECT ON DATABASE ${name} TO ${role}`);
+      await sql(`GRANT USAGE ON SCHEMA public TO ${role}`);
+      await sql(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      const url = new URL(database.url);
+      url.username = role;
+      const running = service = await start({ DATABASE_URL: url.href, ROLE: "all" });
+      const refused = await until("/readyz to answer 503 naming 42501", async () => {
+        const response = await fetch(`${running.url}/readyz`);
+        const text = await response.text();
+        return response.status === 503 && /42501/.test(text) ? text : undefined;
+      }, 120_000);
+      const stuck = (await running.stats()).ingest.stuck as { reason: string; since: string };
+      assert.match(stuck?.reason ?? "", /42501/, "/stats says why ingest is stuck");
+      assert.ok(!Number.isNaN(Date.parse(stuck.since)), "and since when");
+      assert.equal((await running.stats()).ingest.applied, 0);
+
+      await sql(`GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+      await sql(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      const recoveredMs = await waitReady(running, 120_000);
+      const { verifyMs } = await assertFeedStored(running, demoEvents(seed, total), 120_000);
+      assert.equal((await running.stats()).ingest.stuck, null);
+      assert.equal((await stopWithin(running, "SIGTERM", 10_000)).code, 0);
+      return {
+        events: total,
+        readyzWhileRefused: JSON.parse(refused).detail.slice(0, 120),
+        readyAfterGrantMs: Math.round(recoveredMs),
+        verifyMs: Math.round(verifyMs),
+      };
+    } finally {
+      await service?.stop("SIGKILL");
+      await sql(`DROP OWNED BY ${role}`);
+      await sql(`DROP ROLE ${role}`);
+    }
+  });
+}
+
+/**
+ * A gzip-encoded body of `inflatedBytes` newlines, compressed as the client reads
+ * it; `read()` is how many of them the client has pulled so far.
+ */
+function gzipBomb(inflatedBytes: number) {
+  const newlines = new Uint8Array(1 << 20).fill(0x0a);
+  let sent = 0;
+  const body = new ReadableStream<BufferSource>({
+    pull(controller) {
+      if (sent >= inflatedBytes) return controller.close();
+      sent += newlines.length;
+      controller.enqueue(newlines);
+    },
+  }, { highWaterMark: 0 }).pipeThrough(new CompressionStream("gzip"));
+  return {
+    response: new Response(body, {
+      headers: { "content-type": "text/event-stream", "content-encoding": "gzip" },
+    }),
+    read: () => sent,
+  };
+}
+
+/** The p50, p99 and max of `ms`, rounded to 0.1 ms. */
+function percentiles(ms: number[]): Report {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] * 10) / 10;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
+}
+
+/**
+ * Issue 11, item 5: the feed's first `bombs` answers are gzip bombs (`inflateGiB`
+ * GiB of newlines each), then it serves `total` events. /healthz answers
+ * throughout (its latency is measured and reported, not asserted); each bomb is
+ * failed as broken (no event in 2 x MAX_EVENT_BYTES characters) after a few MiB
+ * of it (the feed is asked for under a quarter of it), ingest resumes
+ * once the feed is normal, and the state equals the oracle.
+ */
+export function gzipBombFeed(
+  { total, bombs, inflateGiB }: { total: number; bombs: number; inflateGiB: number },
+): Promise<Report> {
+  const seed = 1 + Math.floor(Math.random() * 1e9);
+  const blocks = demoEvents(seed, total).map((event, i) => scoreBlock(String(i), event));
+  const inflated = inflateGiB * 1024 * MiB;
+  const sent: ReturnType<typeof gzipBomb>[] = [];
+  const feed = serveFeed(blocksFeed(blocks, (request) => {
+    if (request >= bombs) return undefined;
+    sent.push(gzipBomb(inflated));
+    return sent.at(-1)!.response;
+  }));
+  return feedScenario(feed, async ({ start }) => {
+    const service = await start();
+    const latencies: number[] = [];
+    while (feed.requests.length <= bombs) {
+      const began = performance.now();
+      assert.equal(await status(service, "/healthz", 30_000), 200, "/healthz answers");
+      latencies.push(performance.now() - began);
+      await sleep(50);
+    }
+    // Repeated log lines are counted, not printed: the first says why.
+    assert.match(service.output(), /no event in \d+ characters: the feed is broken/);
+    const read = sent.map((bomb) => bomb.read());
+    for (const bytes of read) {
+      // What the sockets' buffers hold compressed is pulled too: some hundred MiB.
+      assert.ok(bytes < inflated / 4, `a bomb was cut off, not inflated: ${bytes} bytes read`);
+    }
+    const { verifyMs } = await assertFeedStored(service, demoEvents(seed, total), 120_000);
+    assert.equal((await stopWithin(service, "SIGTERM", 10_000)).code, 0);
+    const healthz = percentiles(latencies);
+    return {
+      events: total,
+      bombs,
+      inflateGiB,
+      inflatedMiBReadPerBomb: read.map((bytes) => Math.round(bytes / MiB)).join(","),
+      healthzSamples: healthz.n,
+      healthzP50Ms: healthz.p50,
+      healthzP99Ms: healthz.p99,
+      healthzMaxMs: healthz.max,
+      verifyMs: Math.round(verifyMs),
+    };
+  });
+}
+
+/** A valid studentId of 8 digits and 120 emoji: 128 code points, 488 UTF-8 bytes. */
+function longStudentId(i: number): string {
+  return String(i).padStart(8, "0") + String.fromCodePoint(0x1f600 + (i % 64)).repeat(120);
+}
+
+/**
+ * Issue 11, item 2: `total` distinct long valid studentIds at full speed into one
+ * writer. The state equals the oracle and the process's peak RSS (VmHWM) stays
+ * under `maxRssMiB`.
+ */
+export function longStudentIds(
+  { total, maxRssMiB }: { total: number; maxRssMiB: number },
+): Promise<Report> {
+  const events = Array.from({ length: total }, (_, i) => ({
+    exam: 1 + (i % 50),
+    studentId: longStudentId(i),
+    score: (i % 1000) / 1000,
+  }));
+  const blocks: HostileBlock[] = events.map((event, i) => ({
+    id: String(i),
+    make: () => scoreBlock(String(i), event).chunks!,
+  }));
+  const feed = serveFeed(blocksFeed(blocks, () => undefined));
+  return feedScenario(feed, async ({ start }) => {
+    const service = await start({ WRITERS: "1" });
+    const started = performance.now();
+    const expected = expectedState(events);
+    await service.waitFor(
+      (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
+      600_000,
+    );
+    const ingestSeconds = (performance.now() - started) / 1000;
+    const peak = await peakRssOf(service.pid);
+    const verifyMs = await assertMatchesOracle(service, expected, { studentSample: 1001 });
+    assert.ok(
+      peak <= maxRssMiB * MiB,
+      `peak RSS ${Math.round(peak / MiB)} MiB over ${maxRssMiB} MiB`,
+    );
+    return {
+      events: total,
+      eventsPerSecond: Math.round(total / ingestSeconds),
+      peakRssMiB: Math.round(peak / MiB),
+      peakRssAfterVerifyMiB: Math.round(await peakRssOf(service.pid) / MiB),
       verifyMs: Math.round(verifyMs),
     };
   });

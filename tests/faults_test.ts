@@ -1,9 +1,14 @@
 // The fault-injection suite at CI sizes (a few minutes); `deno task soak` runs it longer.
 import {
   databaseOutages,
+  gzipBombFeed,
   hostileFeedScenario,
   killAndRestart,
   localCluster,
+  longStudentIds,
+  oversizedEventReplayed,
+  poisonPillRestart,
+  selectOnlyRole,
   sigtermAtFullSpeed,
   sigtermDuringOutage,
 } from "./_faults.ts";
@@ -33,6 +38,51 @@ Deno.test({
   ignore: !server,
   async fn() {
     console.log(await hostileFeedScenario({ valid: 20_000 }));
+  },
+});
+
+Deno.test({
+  name: "poison pills (a 3,000-CJK-character id with data: not json, a 100,000-character id) " +
+    "across kill -9 and a restart: quarantined once each, ingest goes past, state exact",
+  ignore: !server,
+  async fn() {
+    console.log(await poisonPillRestart({ total: 30_000 }));
+  },
+});
+
+Deno.test({
+  name: "one oversized (1.5 MB) event from a replaying feed is skipped, quarantined with id, " +
+    "size and excerpt, and resumed past; the rest stored exactly",
+  ignore: !server,
+  async fn() {
+    console.log(await oversizedEventReplayed({ total: 10_000 }));
+  },
+});
+
+Deno.test({
+  name: "a SELECT-only role with ROLE=all: /readyz 503 naming 42501 and ingest.stuck; " +
+    "after GRANT it recovers and stores the feed exactly",
+  ignore: !server,
+  async fn() {
+    console.log(await selectOnlyRole({ total: 20_000 }));
+  },
+});
+
+Deno.test({
+  name: "a gzip-bomb feed: /healthz answers throughout, each bomb is failed as broken, " +
+    "ingest resumes once the feed is normal, state exact",
+  ignore: !server,
+  async fn() {
+    console.log(await gzipBombFeed({ total: 10_000, bombs: 2, inflateGiB: 4 }));
+  },
+});
+
+Deno.test({
+  name: "200k distinct valid 128-code-point studentIds at full speed into one writer: " +
+    "state exact, peak RSS bounded",
+  ignore: !server,
+  async fn() {
+    console.log(await longStudentIds({ total: 200_000, maxRssMiB: 320 }));
   },
 });
 

@@ -118,6 +118,23 @@ export async function allPages<T>(service: Service, path: string, key: string): 
 }
 
 /**
+ * A student's or an exam's page with all its results, following `next` from page
+ * to page: an exam with more results than one page holds is compared whole.
+ */
+export async function wholePage<T extends { results: unknown[]; next?: string | null }>(
+  service: Service,
+  path: string,
+  limit = 10_000,
+): Promise<T> {
+  const first = await service.json<T>(`${path}?limit=${limit}`);
+  for (let page = first; page.next != null;) {
+    page = await service.json<T>(`${path}?limit=${limit}&after=${encodeURIComponent(page.next)}`);
+    first.results.push(...page.results);
+  }
+  return first;
+}
+
+/**
  * Asserts through the API that the service holds exactly the oracle's state: the
  * totals of /stats, every exam's results, count and average, every student's count
  * and average, and the full results of every `studentSample`-th student. Returns
@@ -141,7 +158,7 @@ export async function assertMatchesOracle(
     const want = expected.exams.get(exam.exam)!;
     assert.equal(exam.count, want.count, `exam ${exam.exam} count`);
     assertClose(exam.average, want.average, `exam ${exam.exam} average`);
-    const got = await service.json<ExpectedExam>(`/exams/${exam.exam}?limit=10000`);
+    const got = await wholePage<ExpectedExam>(service, `/exams/${exam.exam}`);
     assert.deepEqual(got.results, want.results, `exam ${exam.exam} results`);
     assert.equal(got.count, want.count, `exam ${exam.exam} count`);
     assertClose(got.average, want.average, `exam ${exam.exam} average`);
@@ -160,7 +177,8 @@ export async function assertMatchesOracle(
   }
   const sample = [...expected.students.values()].filter((_, i) => i % studentSample === 0);
   for (const want of sample) {
-    const got = await service.json<ExpectedStudent>(
+    const got = await wholePage<ExpectedStudent>(
+      service,
       `/students/${encodeURIComponent(want.studentId)}`,
     );
     assert.deepEqual(got.results, want.results, want.studentId);

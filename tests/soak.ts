@@ -4,10 +4,15 @@
 // line; the process exits 1 at the first failure.
 import {
   databaseOutages,
+  gzipBombFeed,
   hostileFeedScenario,
   killAndRestart,
   localCluster,
+  longStudentIds,
+  oversizedEventReplayed,
+  poisonPillRestart,
   type Report,
+  selectOnlyRole,
   sigtermAtFullSpeed,
   sigtermDuringOutage,
 } from "./_faults.ts";
@@ -33,6 +38,11 @@ const scenarios: [string, () => Promise<Report>][] = [
   ["hostile feed", () => hostileFeedScenario({ valid: 200_000 })],
   ["SIGTERM at full speed", () => sigtermAtFullSpeed({ total: 2_000_000, stopAfter: 500_000 })],
   ["SIGTERM during an outage", () => sigtermDuringOutage({ total: 600_000, rate: 30_000 })],
+  ["poison pills across kill -9", () => poisonPillRestart({ total: 300_000 })],
+  ["oversized event, replayed", () => oversizedEventReplayed({ total: 200_000 })],
+  ["SELECT-only role", () => selectOnlyRole({ total: 300_000 })],
+  ["gzip bombs", () => gzipBombFeed({ total: 200_000, bombs: 4, inflateGiB: 8 })],
+  ["long studentIds", () => longStudentIds({ total: 400_000, maxRssMiB: 320 })],
 ];
 
 const start = performance.now();

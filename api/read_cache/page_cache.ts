@@ -44,6 +44,8 @@ export interface PageCache {
 
 const STUDENT = "student:";
 const EXAM = "exam:";
+/** What a tracked exam number counts for against `maxTrackedChars`. */
+const EXAM_CHARS = 8;
 
 interface Entry {
   value: Versioned<unknown>;
@@ -52,11 +54,15 @@ interface Entry {
 }
 
 export function createPageCache(
-  { maxChars, changes, maxTracked = 100_000 }: {
+  { maxChars, changes, maxTrackedChars = 4 * 1024 * 1024 }: {
     maxChars: number;
     changes?: ChangeFeed;
-    /** Dependencies whose last change is remembered; past it, all count as changed. */
-    maxTracked?: number;
+    /**
+     * The characters of the dependencies whose last change is remembered (a
+     * studentId's length, 8 per exam); past it, all count as changed. Counted in
+     * characters, not entries: 100k tracked 500-byte studentIds were 50 MB.
+     */
+    maxTrackedChars?: number;
   },
 ): PageCache {
   const entries = new Map<string, Entry>();
@@ -69,6 +75,7 @@ export function createPageCache(
   // bare studentId and exam number: a commit reports thousands of them.
   const studentChangedAt = new Map<string, number>();
   const examChangedAt = new Map<number, number>();
+  let trackedChars = 0;
   let clock = 0;
   let floor = 0;
   const generation = (dependency: Dependency) =>
@@ -78,14 +85,21 @@ export function createPageCache(
   const forget = () => {
     studentChangedAt.clear();
     examChangedAt.clear();
+    trackedChars = 0;
     floor = clock;
   };
   changes?.subscribe((changed) => {
     clock++;
     if (changed === "everything") return forget();
-    for (const student of changed.students) studentChangedAt.set(student, clock);
-    for (const exam of changed.exams) examChangedAt.set(exam, clock);
-    if (studentChangedAt.size + examChangedAt.size > maxTracked) forget();
+    for (const student of changed.students) {
+      if (!studentChangedAt.has(student)) trackedChars += student.length;
+      studentChangedAt.set(student, clock);
+    }
+    for (const exam of changed.exams) {
+      if (!examChangedAt.has(exam)) trackedChars += EXAM_CHARS;
+      examChangedAt.set(exam, clock);
+    }
+    if (trackedChars > maxTrackedChars) forget();
   });
 
   const isCurrent = (entry: Entry) =>

@@ -19,6 +19,7 @@ const snapshot: IngestSnapshot = {
   lagMs: 1,
   checkpointAgeMs: 1,
   queueDepth: [0, 1],
+  stuck: null,
   batchSize: { buckets: [1], counts: [1], sum: 1, count: 1 },
   commitLatencyMs: { buckets: [1], counts: [1], sum: 1, count: 1 },
 };
@@ -38,6 +39,7 @@ const SAME_QUANTITY: Record<string, string> = {
   lagMs: "scorestream_ingest_lag_seconds",
   checkpointAgeMs: "scorestream_ingest_checkpoint_age_seconds",
   queueDepth: "scorestream_writer_queue_depth",
+  stuck: "scorestream_ingest_stuck",
 };
 
 Deno.test("each /stats field is described in OpenAPI as its metric's HELP says", async () => {

@@ -22,6 +22,7 @@ function snapshot(overrides: Partial<IngestSnapshot> = {}): IngestSnapshot {
     lagMs: 12.5,
     checkpointAgeMs: 250,
     queueDepth: [3, 0],
+    stuck: null,
     batchSize: { buckets: [1, 10, 100], counts: [2, 5, 3], sum: 420, count: 11 },
     commitLatencyMs: { buckets: [1, 5, 25], counts: [4, 6, 1], sum: 40, count: 11 },
     ...overrides,
@@ -222,6 +223,29 @@ Deno.test("GET /readyz answers 503 problem+json when not ready, when the check f
     const body = await res.text();
     assert.doesNotMatch(body, /ECONNREFUSED/);
   }
+});
+
+Deno.test("GET /readyz answers 503 naming why while ingest is stuck, as /stats's ingest.stuck says", async () => {
+  let stuck: IngestSnapshot["stuck"] = {
+    reason: "writer 0 cannot commit: 42501: permission denied for table result",
+    since: "2026-01-01T00:00:00.000Z",
+  };
+  const app = createApi({
+    queries: { totals: () => Promise.resolve({ students: 0, exams: 0, results: 0 }) } as Queries,
+    ready: () => Promise.resolve(true),
+    stats: { snapshot: () => snapshot({ stuck }) },
+  });
+  const res = await app.request("/readyz");
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get("retry-after"), "1");
+  const body = await res.json();
+  assert.match(body.detail, /stuck: writer 0 cannot commit: 42501/);
+  assert.deepEqual(body.stuck, stuck);
+  assert.deepEqual((await (await app.request("/stats")).json()).ingest.stuck, stuck);
+  assert.match(await (await app.request("/metrics")).text(), /^scorestream_ingest_stuck 1$/m);
+  stuck = null;
+  assert.equal((await app.request("/readyz")).status, 200);
+  assert.equal((await (await app.request("/stats")).json()).ingest.stuck, null);
 });
 
 Deno.test("GET /healthz answers 200 even while the database is down", async () => {

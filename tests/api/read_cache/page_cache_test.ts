@@ -52,12 +52,12 @@ Deno.test("createPageCache() trusts an entry only with a change feed and until i
 
 Deno.test("createPageCache() does not trust a body read while its dependency changed", () => {
   const changes = createChangeFeed();
-  const cache = createPageCache({ maxChars: 100, changes, maxTracked: 2 });
+  const cache = createPageCache({ maxChars: 100, changes, maxTrackedChars: 2 });
   const before = cache.generation("student:a");
   changes.publish({ students: ["a"], exams: [] });
   cache.set("/students/a", entry("x"), "student:a", before);
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
-  // Past maxTracked every dependency counts as changed, a's too.
+  // Past maxTrackedChars every dependency counts as changed, a's too.
   const again = cache.generation("student:a");
   changes.publish({ students: ["b", "c"], exams: [] });
   cache.set("/students/a", entry("x"), "student:a", again);
@@ -92,4 +92,21 @@ Deno.test("createPageCache() trusts nothing while its change feed is not live", 
   assert.equal(cache.get("/students/a", "student:a")?.current, true);
   changes.setLive(false);
   assert.equal(cache.get("/students/a", "student:a")?.current, false);
+});
+
+Deno.test("createPageCache() bounds the changes it tracks by characters, not by entries", () => {
+  const changes = createChangeFeed();
+  const cache = createPageCache({ maxChars: 10_000, changes, maxTrackedChars: 1_000 });
+  cache.set("/students/a", entry("x"), "student:a", cache.generation("student:a"));
+  // Three short ids are tracked, and a's entry stays current.
+  changes.publish({ students: ["b", "c", "d"], exams: [] });
+  assert.equal(cache.get("/students/a", "student:a")?.current, true);
+  // Two 500-character ids are only two entries, but past 1,000 characters: all count as changed.
+  changes.publish({ students: ["e".repeat(500), "f".repeat(500)], exams: [] });
+  assert.equal(cache.get("/students/a", "student:a")?.current, false);
+  // The same id again adds no characters.
+  const cache2 = createPageCache({ maxChars: 10_000, changes, maxTrackedChars: 1_000 });
+  cache2.set("/students/a", entry("x"), "student:a", cache2.generation("student:a"));
+  for (let i = 0; i < 10; i++) changes.publish({ students: ["g".repeat(400)], exams: [] });
+  assert.equal(cache2.get("/students/a", "student:a")?.current, true);
 });
