@@ -1,4 +1,3 @@
-import assert from "node:assert/strict";
 import { createTestDatabase, databaseKinds } from "./_db.ts";
 import { startService } from "./_service.ts";
 import { until } from "./_wait.ts";
