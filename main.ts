@@ -10,6 +10,7 @@ import {
 } from "./api/mod.ts";
 import {
   checkSessionPooling,
+  classifyError,
   createDb,
   createLeaderLease,
   createQueries,
@@ -122,7 +123,9 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     feedId: get("feed-id") ?? (scoresUrl ? feedIdentity(scoresUrl) : "builtin:demo"),
     databaseUrl,
     poolMode,
-    leaseMs: integer("lease-ms", 5_000, 500, 600_000),
+    // Behind a transaction pooler no session lock frees at a crash: the lease alone
+    // bounds the takeover after kill -9, so it is short enough to keep that under 2 s.
+    leaseMs: integer("lease-ms", poolMode === "transaction" ? 1_500 : 5_000, 500, 600_000),
     instanceId: get("instance-id") ?? `${hostname()}-${crypto.randomUUID().slice(0, 8)}`,
     dataDir: dataDir(env.DATA_DIR),
     port: integer("port", 8000, 0, 65535),
@@ -340,6 +343,12 @@ async function main(config: Config) {
         signal: shutdown.signal,
         // A plain fence: the workers receive it, and signals cannot be sent.
         lead: ({ feed, epoch, lost }) => ingest!.run(lost, { feed, epoch }),
+        // A role that may not write cannot lead: ingest is stuck, and /readyz says why.
+        onAttempt: (error) =>
+          stats.leadershipAttempted(
+            error === undefined ? undefined : describeError(error),
+            error !== undefined && classifyError(error) === "permanent",
+          ),
         onStatus: ({ role, leader, why }) => {
           stats.role = role;
           stats.epoch = leader?.epoch ?? null;

@@ -30,6 +30,8 @@ export interface LeadershipOptions {
    */
   lead(term: Term): Promise<void>;
   onStatus?(status: LeadershipStatus): void;
+  /** After each try to take or keep the lead: its error, or undefined when it went through. */
+  onAttempt?(error?: unknown): void;
   log(record: Record<string, unknown>): void;
 }
 
@@ -45,7 +47,8 @@ export interface LeadershipOptions {
  * early, by throwing.
  */
 export async function runLeadership(
-  { lease, leaseMs, pollMs = 250, signal, lead, onStatus = () => {}, log }: LeadershipOptions,
+  { lease, leaseMs, pollMs = 250, signal, lead, onStatus = () => {}, onAttempt = () => {}, log }:
+    LeadershipOptions,
 ): Promise<void> {
   let leader: Leader | null = null;
   let role: LeadershipStatus["role"] | undefined;
@@ -64,8 +67,10 @@ export async function runLeadership(
     try {
       acquired = await lease.tryAcquire();
       failures = 0;
+      onAttempt();
     } catch (error) {
       if (error instanceof TransactionPoolerError) throw error;
+      onAttempt(error);
       if (failures++ === 0) {
         log({ level: "warn", msg: "cannot compete for the feed", error: describeError(error) });
       }

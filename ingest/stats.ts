@@ -71,6 +71,16 @@ export class IngestStats {
     });
   }
 
+  /** Why this instance cannot even compete for the feed, if retrying cannot fix it. */
+  #leadershipError: { error: string; since: number } | undefined;
+
+  /** A try to take the lead failed with `error` (`permanent`: retrying cannot fix it), or went through. */
+  leadershipAttempted(error?: string, permanent = false, now = performance.now()): void {
+    this.#leadershipError = error !== undefined && permanent
+      ? { error, since: this.#leadershipError?.since ?? now }
+      : undefined;
+  }
+
   /** A writer committed: whatever it failed with before is over. */
   writerCommitted(writer: number): void {
     this.#permanentErrors.delete(writer);
@@ -83,6 +93,10 @@ export class IngestStats {
    * commit.
    */
   stuck(now = performance.now()): Stuck | null {
+    if (this.#leadershipError) {
+      const { error, since } = this.#leadershipError;
+      return { reason: `cannot compete for the feed: ${error}`, since: wallClock(since) };
+    }
     for (const [writer, { error, since }] of this.#permanentErrors) {
       return { reason: `writer ${writer} cannot commit: ${error}`, since: wallClock(since) };
     }

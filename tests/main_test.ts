@@ -81,6 +81,7 @@ Deno.test("parseConfig() reads the fleet's settings: pool mode, lease and instan
   assert.equal(config.poolMode, "transaction");
   assert.equal(config.leaseMs, 2_000);
   assert.equal(config.instanceId, "pod-1");
+  assert.equal(parseConfig([], { DATABASE_POOL_MODE: "transaction" }).leaseMs, 1_500);
   assert.throws(
     () => parseConfig([], { DATABASE_POOL_MODE: "statement" }),
     /Cannot parse DATABASE_POOL_MODE "statement": not one of session, transaction/,
