@@ -14,7 +14,7 @@ import {
   type FeedServer,
   serveFeed,
 } from "./_feed_server.ts";
-import { type Service, startService } from "./_service.ts";
+import { readProcFile, type Service, startService } from "./_service.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
 import { until } from "./_wait.ts";
 import {
@@ -898,7 +898,7 @@ function feedScenario(feed: FeedServer, run: (scene: Scene) => Promise<Report>):
 
 /** The peak resident memory of process `pid` so far (VmHWM), in bytes. */
 async function peakRssOf(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const status = await readProcFile(`/proc/${pid}/status`);
   const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
   if (kib === undefined) throw new Error(`No VmHWM in /proc/${pid}/status`);
   return Number(kib) * 1024;

