@@ -124,7 +124,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     databaseUrl,
     poolMode,
     // Behind a transaction pooler no session lock frees at a crash: the lease alone
-    // bounds the takeover after kill -9, so it is short enough to keep that under 2 s.
+    // bounds the takeover after kill -9, so it is shorter there (aiming at under 2 s).
     leaseMs: integer("lease-ms", poolMode === "transaction" ? 1_500 : 5_000, 500, 600_000),
     instanceId: get("instance-id") ?? `${hostname()}-${crypto.randomUUID().slice(0, 8)}`,
     dataDir: dataDir(env.DATA_DIR),

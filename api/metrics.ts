@@ -57,45 +57,25 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
   const metric = (name: string, type: string, help: string, lines: string) => {
     text += header(name, type, help) + lines;
   };
-  metric(
-    `${p}leader`,
-    "gauge",
-    INGEST_DESCRIPTIONS.role,
-    sample(`${p}leader`, { role: s.role }, s.role === "leader" ? 1 : 0),
-  );
+  /** A metric of one sample. */
+  const single = (
+    name: string,
+    type: string,
+    help: string,
+    value: number,
+    labels: Record<string, string> = {},
+  ) => metric(name, type, help, sample(name, labels, value));
+  single(`${p}leader`, "gauge", INGEST_DESCRIPTIONS.role, s.role === "leader" ? 1 : 0, {
+    role: s.role,
+  });
   if (s.epoch !== null) {
-    metric(`${p}epoch`, "gauge", INGEST_DESCRIPTIONS.epoch, sample(`${p}epoch`, {}, s.epoch));
+    single(`${p}epoch`, "gauge", INGEST_DESCRIPTIONS.epoch, s.epoch);
   }
-  metric(
-    `${p}takeovers_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.takeovers,
-    sample(`${p}takeovers_total`, {}, s.takeovers),
-  );
-  metric(
-    `${p}fenced_commits_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.fenced,
-    sample(`${p}fenced_commits_total`, {}, s.fenced),
-  );
-  metric(
-    `${p}state`,
-    "gauge",
-    INGEST_DESCRIPTIONS.state,
-    sample(`${p}state`, { state: s.state }, 1),
-  );
-  metric(
-    `${p}events_received_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.received,
-    sample(`${p}events_received_total`, {}, s.received),
-  );
-  metric(
-    `${p}events_applied_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.applied,
-    sample(`${p}events_applied_total`, {}, s.applied),
-  );
+  single(`${p}takeovers_total`, "counter", INGEST_DESCRIPTIONS.takeovers, s.takeovers);
+  single(`${p}fenced_commits_total`, "counter", INGEST_DESCRIPTIONS.fenced, s.fenced);
+  single(`${p}state`, "gauge", INGEST_DESCRIPTIONS.state, 1, { state: s.state });
+  single(`${p}events_received_total`, "counter", INGEST_DESCRIPTIONS.received, s.received);
+  single(`${p}events_applied_total`, "counter", INGEST_DESCRIPTIONS.applied, s.applied);
   metric(
     `${p}events_rejected_total`,
     "counter",
@@ -103,40 +83,20 @@ export function renderIngestMetrics(s: IngestSnapshot): string {
     Object.entries(s.rejectedByReason)
       .map(([reason, n]) => sample(`${p}events_rejected_total`, { reason }, n)).join(""),
   );
-  metric(
-    `${p}events_ignored_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.ignored,
-    sample(`${p}events_ignored_total`, {}, s.ignored),
-  );
-  metric(
-    `${p}reconnects_total`,
-    "counter",
-    INGEST_DESCRIPTIONS.reconnects,
-    sample(`${p}reconnects_total`, {}, s.reconnects),
-  );
+  single(`${p}events_ignored_total`, "counter", INGEST_DESCRIPTIONS.ignored, s.ignored);
+  single(`${p}reconnects_total`, "counter", INGEST_DESCRIPTIONS.reconnects, s.reconnects);
   if (s.lagMs !== null) {
-    metric(
-      `${p}lag_seconds`,
-      "gauge",
-      INGEST_DESCRIPTIONS.lagMs,
-      sample(`${p}lag_seconds`, {}, s.lagMs / 1000),
-    );
+    single(`${p}lag_seconds`, "gauge", INGEST_DESCRIPTIONS.lagMs, s.lagMs / 1000);
   }
   if (s.checkpointAgeMs !== null) {
-    metric(
+    single(
       `${p}checkpoint_age_seconds`,
       "gauge",
       INGEST_DESCRIPTIONS.checkpointAgeMs,
-      sample(`${p}checkpoint_age_seconds`, {}, s.checkpointAgeMs / 1000),
+      s.checkpointAgeMs / 1000,
     );
   }
-  metric(
-    `${p}stuck`,
-    "gauge",
-    INGEST_DESCRIPTIONS.stuck,
-    sample(`${p}stuck`, {}, s.stuck === null ? 0 : 1),
-  );
+  single(`${p}stuck`, "gauge", INGEST_DESCRIPTIONS.stuck, s.stuck === null ? 0 : 1);
   metric(
     "scorestream_writer_queue_depth",
     "gauge",

@@ -22,147 +22,131 @@ function leases(url: string, leaseMs: number, poolMode?: "session" | "transactio
     all.push(lease);
     return lease;
   };
-  return { create, close: () => Promise.all(all.map((l) => l.close())) };
+  return {
+    create,
+    async [Symbol.asyncDispose]() {
+      await Promise.all(all.map((l) => l.close()));
+    },
+  };
 }
 
 if (databaseKinds.includes("server")) {
   Deno.test("a lease is held by one instance; renewal keeps it; release hands it over at once", async () => {
     await using t = await createTestDatabase("server");
-    const l = leases(t.url, 60_000);
-    try {
-      const a = l.create("a");
-      const b = l.create("b");
-      const first = await a.tryAcquire();
-      assert.equal(first.term?.epoch, 1);
-      assert.equal(first.leader?.instance, "a");
-      const refused = await b.tryAcquire();
-      assert.equal(refused.term, undefined);
-      assert.equal(refused.leader?.instance, "a");
-      assert.equal(refused.leader?.epoch, 1);
-      assert.equal(await a.renew(first.term!), true);
-      assert.equal((await b.tryAcquire()).term, undefined, "a renewed lease stays");
+    await using l = leases(t.url, 60_000);
+    const a = l.create("a");
+    const b = l.create("b");
+    const first = await a.tryAcquire();
+    assert.equal(first.term?.epoch, 1);
+    assert.equal(first.leader?.instance, "a");
+    const refused = await b.tryAcquire();
+    assert.equal(refused.term, undefined);
+    assert.equal(refused.leader?.instance, "a");
+    assert.equal(refused.leader?.epoch, 1);
+    assert.equal(await a.renew(first.term!), true);
+    assert.equal((await b.tryAcquire()).term, undefined, "a renewed lease stays");
 
-      await a.release(first.term!);
-      const second = await b.tryAcquire();
-      assert.equal(second.term?.epoch, 2, "the epoch grows with every new term");
-      assert.equal(await a.renew(first.term!), false, "an old term cannot be renewed");
-      assert.deepEqual((await a.current())?.instance, "b");
-    } finally {
-      await l.close();
-    }
+    await a.release(first.term!);
+    const second = await b.tryAcquire();
+    assert.equal(second.term?.epoch, 2, "the epoch grows with every new term");
+    assert.equal(await a.renew(first.term!), false, "an old term cannot be renewed");
+    assert.deepEqual((await a.current())?.instance, "b");
   });
 
   Deno.test("a standby takes over before expiry only once the holder's session and lock are gone", async () => {
     await using t = await createTestDatabase("server");
-    const l = leases(t.url, 60_000);
-    try {
-      const a = l.create("a");
-      const b = l.create("b");
-      const term = (await a.tryAcquire()).term!;
-      for (let i = 0; i < 3; i++) assert.equal((await b.tryAcquire()).term, undefined);
-      // A dead process's session ends, and its lock with it.
-      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    await using l = leases(t.url, 60_000);
+    const a = l.create("a");
+    const b = l.create("b");
+    const term = (await a.tryAcquire()).term!;
+    for (let i = 0; i < 3; i++) assert.equal((await b.tryAcquire()).term, undefined);
+    // A dead process's session ends, and its lock with it.
+    await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE application_name = 'scorestream-leader' AND pid IN (
           SELECT pid FROM pg_locks WHERE locktype = 'advisory')`.execute(t.db);
-      await until("the term to be lost", () => term.lost.aborted);
-      const taken = await until("b to take over", async () => (await b.tryAcquire()).term);
-      assert.equal(taken.epoch, 2);
-      assert.equal(await a.renew(term), false);
-    } finally {
-      await l.close();
-    }
+    await until("the term to be lost", () => term.lost.aborted);
+    const taken = await until("b to take over", async () => (await b.tryAcquire()).term);
+    assert.equal(taken.epoch, 2);
+    assert.equal(await a.renew(term), false);
   });
 
   Deno.test("an expired lease is taken over even while its holder keeps the lock", async () => {
     await using t = await createTestDatabase("server");
-    const l = leases(t.url, 300);
-    try {
-      const a = l.create("a");
-      const b = l.create("b");
-      const old = (await a.tryAcquire()).term!;
-      const taken = await until("the lease to expire", async () => (await b.tryAcquire()).term);
-      assert.equal(taken.epoch, 2);
-      assert.equal(old.lost.aborted, false, "a holder that is only paused does not notice");
-      assert.equal(await a.renew(old), false, "until it renews");
-      await a.release(old);
-      assert.equal(await b.renew(taken), true);
-      const row = await sql<{ locked: boolean }>`SELECT locked FROM ingest_leader`.execute(t.db);
-      assert.equal(row.rows[0].locked, true, "the new holder took the freed lock on renewal");
-    } finally {
-      await l.close();
-    }
+    await using l = leases(t.url, 300);
+    const a = l.create("a");
+    const b = l.create("b");
+    const old = (await a.tryAcquire()).term!;
+    const taken = await until("the lease to expire", async () => (await b.tryAcquire()).term);
+    assert.equal(taken.epoch, 2);
+    assert.equal(old.lost.aborted, false, "a holder that is only paused does not notice");
+    assert.equal(await a.renew(old), false, "until it renews");
+    await a.release(old);
+    assert.equal(await b.renew(taken), true);
+    const row = await sql<{ locked: boolean }>`SELECT locked FROM ingest_leader`.execute(t.db);
+    assert.equal(row.rows[0].locked, true, "the new holder took the freed lock on renewal");
   });
 
   Deno.test("Postgres refuses results, quarantine and checkpoints of a stale epoch (SF001)", async () => {
     await using t = await createTestDatabase("server");
-    const l = leases(t.url, 60_000);
-    try {
-      const a = l.create("a");
-      const old = (await a.tryAcquire()).term!;
-      const fence = { feed: FEED, epoch: old.epoch };
-      await applyScores(t.db, 0, { names: ["x"], exams: [1], scores: [0.5] }, [], undefined, {
-        fence,
-      });
-      await saveCheckpoint(t.db, FEED, "1", fence);
-      await a.release(old);
-      const b = l.create("b");
-      const current = (await b.tryAcquire()).term!;
+    await using l = leases(t.url, 60_000);
+    const a = l.create("a");
+    const old = (await a.tryAcquire()).term!;
+    const fence = { feed: FEED, epoch: old.epoch };
+    await applyScores(t.db, 0, { names: ["x"], exams: [1], scores: [0.5] }, [], undefined, {
+      fence,
+    });
+    await saveCheckpoint(t.db, FEED, "1", fence);
+    await a.release(old);
+    const b = l.create("b");
+    const current = (await b.tryAcquire()).term!;
 
-      const refusals = [
-        applyScores(t.db, 0, { names: ["x"], exams: [1], scores: [0.9] }, [], undefined, { fence }),
-        applyScores(
-          t.db,
-          1,
-          { names: [], exams: [], scores: [] },
-          [
-            { eventId: "2", reason: "invalid_json", raw: "{" },
-          ],
-          undefined,
-          { fence },
-        ),
-        saveCheckpoint(t.db, FEED, "2", fence),
-      ].map((refused) => refused.then(() => undefined, (e) => e));
-      for (const refused of refusals) {
-        const error = await refused;
-        assert.equal(error?.code, "SF001");
-        assert.equal(errorMeaning(error), "fenced");
-      }
-      const scores = await sql<{ score: number }>`SELECT score FROM results`.execute(t.db);
-      assert.deepEqual(scores.rows, [{ score: 0.5 }]);
-      const quarantined = await sql<{ n: number }>`SELECT count(*)::int AS n FROM quarantine`
-        .execute(t.db);
-      assert.equal(quarantined.rows[0].n, 0);
-      assert.equal(await loadCheckpoint(t.db, FEED), "1");
-
-      await saveCheckpoint(t.db, FEED, "2", { feed: FEED, epoch: current.epoch });
-      assert.equal(await loadCheckpoint(t.db, FEED), "2", "the current epoch commits");
-    } finally {
-      await l.close();
+    const refusals = [
+      applyScores(t.db, 0, { names: ["x"], exams: [1], scores: [0.9] }, [], undefined, { fence }),
+      applyScores(
+        t.db,
+        1,
+        { names: [], exams: [], scores: [] },
+        [
+          { eventId: "2", reason: "invalid_json", raw: "{" },
+        ],
+        undefined,
+        { fence },
+      ),
+      saveCheckpoint(t.db, FEED, "2", fence),
+    ].map((refused) => refused.then(() => undefined, (e) => e));
+    for (const refused of refusals) {
+      const error = await refused;
+      assert.equal(error?.code, "SF001");
+      assert.equal(errorMeaning(error), "fenced");
     }
+    const scores = await sql<{ score: number }>`SELECT score FROM results`.execute(t.db);
+    assert.deepEqual(scores.rows, [{ score: 0.5 }]);
+    const quarantined = await sql<{ n: number }>`SELECT count(*)::int AS n FROM quarantine`
+      .execute(t.db);
+    assert.equal(quarantined.rows[0].n, 0);
+    assert.equal(await loadCheckpoint(t.db, FEED), "1");
+
+    await saveCheckpoint(t.db, FEED, "2", { feed: FEED, epoch: current.epoch });
+    assert.equal(await loadCheckpoint(t.db, FEED), "2", "the current epoch commits");
   });
 
   Deno.test("through pgbouncer in transaction mode the lock is refused by name; leases alone work", async () => {
     await using t = await createTestDatabase("server");
     await using bouncer = await startPgbouncer(t.url);
-    const l = leases(bouncer.url, 400, "session");
-    const tl = leases(bouncer.url, 400, "transaction");
-    try {
-      const error = await l.create("a").tryAcquire().then(() => undefined, (e) => e);
-      assert.ok(error instanceof TransactionPoolerError, String(error));
-      assert.match(error.message, /DATABASE_POOL_MODE=transaction/);
+    await using l = leases(bouncer.url, 400, "session");
+    await using tl = leases(bouncer.url, 400, "transaction");
+    const error = await l.create("a").tryAcquire().then(() => undefined, (e) => e);
+    assert.ok(error instanceof TransactionPoolerError, String(error));
+    assert.match(error.message, /DATABASE_POOL_MODE=transaction/);
 
-      const a = tl.create("a");
-      const b = tl.create("b");
-      const term = (await a.tryAcquire()).term!;
-      assert.equal(term.epoch, 1);
-      assert.equal((await b.tryAcquire()).term, undefined);
-      assert.equal(await a.renew(term), true);
-      const taken = await until("the lease to expire", async () => (await b.tryAcquire()).term);
-      assert.equal(taken.epoch, 2);
-      assert.equal(await a.renew(term), false);
-    } finally {
-      await l.close();
-      await tl.close();
-    }
+    const a = tl.create("a");
+    const b = tl.create("b");
+    const term = (await a.tryAcquire()).term!;
+    assert.equal(term.epoch, 1);
+    assert.equal((await b.tryAcquire()).term, undefined);
+    assert.equal(await a.renew(term), true);
+    const taken = await until("the lease to expire", async () => (await b.tryAcquire()).term);
+    assert.equal(taken.epoch, 2);
+    assert.equal(await a.renew(term), false);
   });
 }
