@@ -25,7 +25,7 @@ const rate = Number(values.rate);
 // The scenarios create their databases on the server of DATABASE_URL.
 if (!Deno.env.get("DATABASE_URL")) Deno.env.set("DATABASE_URL", ADMIN_URL);
 
-console.log(await describeMachine(`deno task bench:fleet ${Deno.args.join(" ")}`.trim()));
+console.log(await describeMachine("bench:fleet"));
 console.log(`lease ${leaseMs} ms, ${rate} events/s, 2 instances, each fault ${times} times`);
 const runs: [string, Fault, boolean][] = [
   ["takeover after kill -9", "kill", false],
