@@ -9,19 +9,26 @@ const root = new URL("../", import.meta.url);
  */
 export async function startTask(
   env: Record<string, string> = {},
+  deno = Deno.execPath(),
 ): Promise<{ env: Record<string, string>; flags: string[] }> {
-  const words = await startTaskWords(env);
-  const deno = words.indexOf("deno");
+  const words = await startTaskWords(env, deno);
+  const run = words.indexOf("deno");
   return {
     env: Object.fromEntries(
-      words.slice(0, deno).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
+      words.slice(0, run).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
     ),
     flags: words.slice(words.indexOf("run") + 1, words.indexOf("main.ts")),
   };
 }
 
-/** The words of the start task, each `"...$(command)..."` replaced by what the command prints. */
-export async function startTaskWords(env: Record<string, string>): Promise<string[]> {
+/**
+ * The words of the start task, each `"...$(command)..."` replaced by what the command prints;
+ * `deno` is the executable that runs a `deno` there (see startService).
+ */
+export async function startTaskWords(
+  env: Record<string, string>,
+  deno = Deno.execPath(),
+): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
   const task: string = config.tasks.start;
   const words: string[] = [];
@@ -34,7 +41,7 @@ export async function startTaskWords(env: Record<string, string>): Promise<strin
     const [, before, command, after] = substitution;
     const [program, ...args] = command.split(" ");
     const { success, stdout, stderr } = await new Deno.Command(
-      program === "deno" ? Deno.execPath() : program,
+      program === "deno" ? deno : program,
       { args, cwd: root, env: { NO_COLOR: "1", ...env }, stdin: "null" },
     ).output();
     const decoder = new TextDecoder();
@@ -114,7 +121,7 @@ export async function startService(
   } = {},
 ): Promise<Service> {
   const port = freePort();
-  const task = await startTask(env);
+  const task = await startTask(env, deno);
   const args = ["run", ...task.flags, "main.ts"];
   const child = new Deno.Command(openFiles ? "/bin/sh" : deno, {
     args: openFiles ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, deno, ...args] : args,
