@@ -16,7 +16,7 @@ export interface CacheHit<T> {
 
 /**
  * The latest body of each versioned response, by path and query, up to
- * `maxChars` in all; the least recently used go first. Without a change feed
+ * `maxBytes` of heap in all; the least recently used go first. Without a change feed
  * an entry is served only while the database still reports its version. With
  * one, an entry read while its dependency did not change is `current` until
  * the feed reports a change to it.
@@ -42,6 +42,10 @@ export interface PageCache {
   set(key: string, value: Versioned<unknown>, dependency: Dependency, generation: number): void;
 }
 
+/** What V8 stores a string's characters in: one byte each if all are below U+0100. */
+const heapBytes = (text: string) => TWO_BYTE.test(text) ? 2 * text.length : text.length;
+const TWO_BYTE = /[\u0100-\uffff]/;
+
 const STUDENT = "student:";
 const EXAM = "exam:";
 /** What a tracked exam number counts for against `maxTrackedChars`. */
@@ -54,8 +58,12 @@ interface Entry {
 }
 
 export function createPageCache(
-  { maxChars, changes, maxTrackedChars = 4 * 1024 * 1024 }: {
-    maxChars: number;
+  { maxBytes, changes, maxTrackedChars = 4 * 1024 * 1024 }: {
+    /**
+     * What keys and bodies may take of the heap: V8 keeps a string whose
+     * characters are all below U+0100 in one byte each, any other in two.
+     */
+    maxBytes: number;
     changes?: ChangeFeed;
     /**
      * The characters of the dependencies whose last change is remembered (a
@@ -67,7 +75,7 @@ export function createPageCache(
 ): PageCache {
   const entries = new Map<string, Entry>();
   let size = 0;
-  const cost = (key: string, value: Versioned<unknown>) => key.length + value.body.length;
+  const cost = (key: string, value: Versioned<unknown>) => heapBytes(key) + heapBytes(value.body);
 
   // Generation of a dependency: the value of `clock` when it last changed, or
   // `floor` if it has not changed since the maps were last emptied. Both only
@@ -132,13 +140,13 @@ export function createPageCache(
         size -= cost(key, old.value);
         entries.delete(key);
       }
-      if (cost(key, value) > maxChars) return;
+      if (cost(key, value) > maxBytes) return;
       // -1 is no generation: such an entry is never current.
       const stored = readAt === generation(dependency) ? readAt : -1;
       entries.set(key, { value, dependency, generation: stored });
       size += cost(key, value);
       for (const [k, v] of entries) {
-        if (size <= maxChars) break;
+        if (size <= maxBytes) break;
         entries.delete(k);
         size -= cost(k, v.value);
       }

@@ -33,14 +33,15 @@ export interface ReadCache {
 
 /** Builds the read cache; see `ReadCache`. */
 export function createReadCache(
-  { maxChars = 16 << 20, changes }: {
+  { maxBytes = 32 << 20, changes }: {
     /**
-     * Characters of student and exam bodies kept for reuse while their
-     * version holds (0 turns it off; default 16 Mi, at most 32 MiB of the main
-     * heap, which the start task caps at 96 MiB). Each reuse reads the version
-     * from the database, unless `changes` is given.
+     * Heap bytes of student and exam bodies kept for reuse while their
+     * version holds (0 turns it off; default 32 MiB of the main heap, which
+     * the start task caps at 96 MiB: all the exam pages of a million demo
+     * events). Each reuse reads the version from the database, unless
+     * `changes` is given.
      */
-    maxChars?: number;
+    maxBytes?: number;
     /**
      * Reports every change to the database as it commits; only give it when
      * all writes go through it. Cached pages are then sent without asking the
@@ -49,7 +50,7 @@ export function createReadCache(
     changes?: ChangeFeed;
   } = {},
 ): ReadCache {
-  const pages = createPageCache({ maxChars, changes });
+  const pages = createPageCache({ maxBytes, changes });
   let answer: ((request: Request) => Response | undefined) | undefined;
   return {
     pages,

@@ -14,7 +14,7 @@ import type { JsonText } from "../../../db/mod.ts";
 
 function setup() {
   const changes = createChangeFeed();
-  const cache = createPageCache({ maxChars: 1 << 20, changes });
+  const cache = createPageCache({ maxBytes: 1 << 20, changes });
   const answered: AnsweredRequest[] = [];
   const answer = answerFromCache({
     cache,
