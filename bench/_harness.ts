@@ -205,8 +205,12 @@ export const fmt = (n: number, digits = 0) =>
 /** What one run of the demo feed through the service measured. */
 export interface IngestRun {
   events: number;
-  /** CPU seconds (user + system) of the service process and of its Postgres backends. */
-  cpu: { service: number; postgres: number };
+  /**
+   * CPU seconds (user + system) of the service process, of each of its threads
+   * (see `threadCpuSeconds`), and of its Postgres backends, from when it
+   * answered /healthz (its start-up until then: `startUp`) to the last commit.
+   */
+  cpu: { service: number; threads: Map<string, number>; postgres: number; startUp: number };
   /** From the feed's first byte to the /stats poll that saw every event committed. */
   seconds: number;
   peakRss: number;
@@ -236,15 +240,25 @@ export async function ingestDemo(
   if (writers !== undefined) env.WRITERS = String(writers);
   const service = await startService(env);
   try {
+    const startUp = {
+      service: await cpuSeconds(service.pid),
+      threads: await threadCpuSeconds(service.pid),
+    };
     const last = String(events - 1);
     // The last commit is when every event is applied; the checkpoint follows it.
     await service.waitFor((s) => s.ingest.applied >= events, 600_000, 20);
     const at = performance.now();
     const stats = await service.waitFor((s) => s.ingest.lastEventId === last, 600_000, 20);
     const peakRss = await service.peakRss();
+    const threads = await threadCpuSeconds(service.pid);
+    for (const [name, seconds] of startUp.threads) {
+      threads.set(name, (threads.get(name) ?? 0) - seconds);
+    }
     const cpu = {
-      service: await cpuSeconds(service.pid),
+      service: await cpuSeconds(service.pid) - startUp.service,
+      threads,
       postgres: await backendCpuSeconds(databaseUrl),
+      startUp: startUp.service,
     };
     return { events, seconds: (at - feed.firstByteAt()!) / 1000, peakRss, cpu, stats };
   } finally {
@@ -258,6 +272,26 @@ export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await run("cat", [`/proc/${pid}/stat`]);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * User + system CPU seconds of each thread of a process so far, by thread: `main`
+ * (the thread whose id is the process's), `worker-N` (Web Workers, numbered in the
+ * order they were created), and the runtime's own threads summed by name (V8's
+ * helpers, which collect garbage and compile; tokio's, which do file I/O).
+ */
+export async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
+  const tids = (await run("ls", [`/proc/${pid}/task`])).split(/\s+/).filter(Boolean);
+  const stats = await run("cat", tids.map((tid) => `/proc/${pid}/task/${tid}/stat`));
+  const threads = new Map<string, number>();
+  for (const stat of stats.split("\n").filter(Boolean)) {
+    const tid = Number(stat.slice(0, stat.indexOf(" ")));
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const name = tid === pid ? "main" : comm;
+    threads.set(name, (threads.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return threads;
 }
 
 /** CPU seconds of every backend connected to the database of `url` (other than this one). */
