@@ -87,6 +87,9 @@ export const examCursor = integerParam(0, MAX_EXAM, {
 export const studentCursor = studentIdParam(
   "The last studentId of the previous page (its `next`).",
 );
+export const studentPrefix = studentIdParam(
+  "Only studentIds that start with this, compared character for character (case matters).",
+).openapi({ example: "Logan" });
 
 const resultCursorMessage = 'must be "<studentId>:<exam>", the `next` of a page';
 
@@ -265,6 +268,12 @@ export const Stats = z.object({
   students: count.nullable().openapi({ description: "null while the database is unreachable." }),
   exams: count.nullable(),
   results: count.nullable(),
+  quarantined: z.record(z.string(), z.number().int()).nullable().openapi({
+    description: "The events stored in the quarantine (GET /quarantine), by reason, whoever " +
+      "stored them; null while the database is unreachable. `ingest.rejectedByReason` " +
+      "counts this instance's rejections since it started.",
+    example: { invalid_json: 3, invalid_score: 1 },
+  }),
   ingest: z.object({
     role: z.enum(["leader", "standby", "api"]).openapi({ description: INGEST.role }),
     epoch: z.number().int().nullable().openapi({ description: INGEST.epoch }),

@@ -94,6 +94,7 @@ export function operationRoutes(
             students: stored?.students ?? null,
             exams: stored?.exams ?? null,
             results: stored?.results ?? null,
+            quarantined: stored?.quarantined ?? null,
             ingest: ingest && {
               role: ingest.role,
               epoch: ingest.epoch,

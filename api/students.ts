@@ -12,6 +12,7 @@ import {
   studentCursor,
   StudentPage,
   studentPath,
+  studentPrefix,
   StudentResults,
   StudentTrend,
   trendQuery,
@@ -31,13 +32,18 @@ export function studentRoutes({ queries, cache }: { queries: Queries; cache: Pag
         tags: ["students"],
         summary: "List students",
         description: "Every student with the count and average of all their results, " +
-          "by studentId in UTF-8 byte order.",
-        request: { query: pageQuery(studentCursor, { defaultLimit: 100, maxLimit: 1000 }) },
+          "by studentId in UTF-8 byte order; with `prefix`, only those whose studentId " +
+          "starts with it (a search), paged the same way.",
+        request: {
+          query: pageQuery(studentCursor, { defaultLimit: 100, maxLimit: 1000 }).extend({
+            prefix: studentPrefix.optional(),
+          }),
+        },
         responses: { 200: ok(StudentPage, "One page of students."), 400: badRequest },
       }),
       async (c) => {
-        const { after, limit } = c.req.valid("query");
-        return jsonText(c, await queries.students({ after, limit }));
+        const { after, limit, prefix } = c.req.valid("query");
+        return jsonText(c, await queries.students({ after, limit, prefix }));
       },
     )
     .openapi(

@@ -63,7 +63,10 @@ export interface QueriesOptions {
 
 /** Every query of the read side. */
 export interface Queries {
-  students(page: { after?: string; limit: number }): Promise<JsonText<StudentPage>>;
+  /** With `prefix`, only the students whose studentId starts with it. */
+  students(
+    page: { after?: string; limit: number; prefix?: string },
+  ): Promise<JsonText<StudentPage>>;
   student(
     studentId: string,
     page: { after?: number; limit: number },
@@ -126,7 +129,10 @@ export function createQueries(
   // Each page reads one row more than it returns, to learn whether there is a
   // next page; `n` numbers the rows of the page, `keep` marks those returned.
   return {
-    async students({ after = "", limit }) {
+    async students({ after = "", limit, prefix = "" }) {
+      // A prefix is a range of the unique index on name (collation "C"):
+      // [prefix, its successor), never a scan filtered by LIKE.
+      const below = prefixEnd(prefix);
       const row = await first(sql<{ items: string; next: string | null }>`
         SELECT coalesce(string_agg(
                  '{"studentId":' || to_json(name)::text || ',"count":' || count
@@ -139,7 +145,9 @@ export function createQueries(
           -- transaction that stores them.
           SELECT s.name, a.count, a.sum, row_number() OVER (ORDER BY s.name) AS n
           FROM (
-            SELECT id, name FROM students WHERE name > ${after}::text
+            SELECT id, name FROM students
+            WHERE name > ${after}::text AND name >= ${prefix}::text
+              AND ${below === null ? sql`true` : sql`name < ${below}::text`}
             ORDER BY name LIMIT ${limit}::int4 + 1
           ) s
           CROSS JOIN LATERAL (${studentTotals(sql.ref("s.id"))}) a
@@ -406,19 +414,40 @@ export function createQueries(
 
     async totals() {
       const [row] = await rows(
-        sql<{ students: string; exams: string; results: string }>`
+        sql<{ students: string; exams: string; results: string; quarantined: string }>`
         SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
-               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results`,
+               (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results,
+               -- An index-only scan of quarantine_reason (migration 0008).
+               (SELECT coalesce(json_object_agg(reason, n ORDER BY reason), '{}')::text
+                FROM (SELECT reason, count(*) AS n FROM quarantine GROUP BY reason) q
+               ) AS quarantined`,
         counts,
       );
       return {
         students: Number(row.students),
         exams: Number(row.exams),
         results: Number(row.results),
+        quarantined: JSON.parse(row.quarantined),
       };
     },
   };
+}
+
+/**
+ * The least string above every string that starts with `prefix`, in UTF-8
+ * byte order (which is code point order): its last code point incremented,
+ * past the surrogates; null when there is none (all U+10FFFF).
+ */
+function prefixEnd(prefix: string): string | null {
+  const points = [...prefix];
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!;
+    if (last < 0x10FFFF) {
+      return points.join("") + String.fromCodePoint(last === 0xD7FF ? 0xE000 : last + 1);
+    }
+  }
+  return null;
 }
 
 function json(value: string | number | null): string {

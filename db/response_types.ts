@@ -112,6 +112,8 @@ export interface Totals {
   students: number;
   exams: number;
   results: number;
+  /** Events in the quarantine, by reason. */
+  quarantined: Record<string, number>;
 }
 
 /**

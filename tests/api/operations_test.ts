@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createApi, type IngestSnapshot } from "../../api/mod.ts";
-import { type Queries, ReadError } from "../../db/mod.ts";
+import { applyScores, type Queries, ReadError } from "../../db/mod.ts";
 import { databaseKinds } from "../_db.ts";
 import { createApiFixture } from "./_fixture.ts";
 
@@ -49,9 +49,27 @@ for (const kind of databaseKinds) {
         students: fx.scores.size,
         exams: exams.size,
         results,
+        quarantined: {},
         ingest,
         lastErrors: { feed: null, database: null },
       });
+    });
+
+    await t.step("GET /stats counts the stored quarantine by reason", async () => {
+      await applyScores(fx.database.db, 0, { names: [], exams: [], scores: [] }, [
+        { eventId: "q1", reason: "invalid_json", raw: "{" },
+        { eventId: "q2", reason: "invalid_score", raw: '{"score": 2}' },
+        { eventId: "q3", reason: "invalid_json", raw: "nope" },
+      ]);
+      // Past the 1 s the counts are reused for.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const { body } = await fx.get("/stats");
+      assert.deepEqual((body as { quarantined: unknown }).quarantined, {
+        invalid_json: 2,
+        invalid_score: 1,
+      });
+      const { body: page } = await fx.get("/quarantine?limit=1000");
+      assert.equal((page as { events: unknown[] }).events.length, 3);
     });
 
     await t.step("GET /readyz answers 200 when the database answers and is migrated", async () => {
@@ -139,16 +157,26 @@ Deno.test("GET /stats reports null counts and still reports ingest while the dat
   const body = await res.json();
   assert.equal(body.students, null);
   assert.equal(body.results, null);
+  assert.equal(body.quarantined, null);
   assert.equal(body.ingest.state, "backoff");
 });
 
 Deno.test("GET /stats reports ingest as null on an instance that does not ingest", async () => {
-  const queries = { totals: () => Promise.resolve({ students: 1, exams: 2, results: 3 }) };
+  const queries = {
+    totals: () =>
+      Promise.resolve({
+        students: 1,
+        exams: 2,
+        results: 3,
+        quarantined: { x: 4 } as Record<string, number>,
+      }),
+  };
   const app = createApi({ queries: queries as Queries, ready: () => Promise.resolve(true) });
   assert.deepEqual(await (await app.request("/stats")).json(), {
     students: 1,
     exams: 2,
     results: 3,
+    quarantined: { x: 4 },
     ingest: null,
     lastErrors: { feed: null, database: null },
   });
@@ -195,7 +223,7 @@ Deno.test("before the database is migrated, reads answer 503 problem+json with R
 Deno.test("GET /stats reads the counts at most once per statsCacheMs", async () => {
   let reads = 0;
   const queries = {
-    totals: () => Promise.resolve({ students: ++reads, exams: 0, results: 0 }),
+    totals: () => Promise.resolve({ students: ++reads, exams: 0, results: 0, quarantined: {} }),
   };
   const app = createApi({
     queries: queries as Queries,
@@ -231,7 +259,9 @@ Deno.test("GET /readyz answers 503 naming why while ingest is stuck, as /stats's
     since: "2026-01-01T00:00:00.000Z",
   };
   const app = createApi({
-    queries: { totals: () => Promise.resolve({ students: 0, exams: 0, results: 0 }) } as Queries,
+    queries: {
+      totals: () => Promise.resolve({ students: 0, exams: 0, results: 0, quarantined: {} }),
+    } as Queries,
     ready: () => Promise.resolve(true),
     stats: { snapshot: () => snapshot({ stuck }) },
   });

@@ -79,6 +79,49 @@ for (const kind of databaseKinds) {
     );
 
     await t.step(
+      "GET /students?prefix= lists the students whose studentId starts with it, paged the same way",
+      async () => {
+        const starting = (prefix: string) => ids.filter((id) => id.startsWith(prefix));
+        for (const prefix of ["Student_1", "S", "a", "日本", "😀", "x", "%", "nobody", "\uFF21"]) {
+          const { status, body } = await fx.get(`/students?prefix=${seg(prefix)}&limit=1000`);
+          assert.equal(status, 200, prefix);
+          const page = body as StudentPage;
+          assert.deepEqual(page.students.map((s) => s.studentId), starting(prefix), prefix);
+          assert.equal(page.next, null);
+          for (const s of page.students) {
+            assert.equal(s.count, fx.scores.get(s.studentId)!.size, s.studentId);
+          }
+        }
+        // Page by page, with the cursor of each page, as without a prefix.
+        const expected = starting("Student_");
+        const seen: string[] = [];
+        let after: string | null = null;
+        do {
+          const cursor: string = after === null ? "" : `&after=${seg(after)}`;
+          const page = (await fx.get(`/students?prefix=Student_&limit=7${cursor}`))
+            .body as StudentPage;
+          assert.ok(page.students.length <= 7);
+          seen.push(...page.students.map((s) => s.studentId));
+          after = page.next;
+        } while (after !== null);
+        assert.deepEqual(seen, expected);
+        assert.ok(expected.length > 50);
+        // Case matters; a cursor before the prefix's range starts at it.
+        assert.deepEqual((await fx.get("/students?prefix=student_")).body, {
+          students: [],
+          next: null,
+        });
+        const early = (await fx.get("/students?prefix=Student_&after=A&limit=2"))
+          .body as StudentPage;
+        assert.deepEqual(early.students.map((s) => s.studentId), expected.slice(0, 2));
+        for (const q of ["prefix=", "prefix=%00", `prefix=${"x".repeat(129)}`, "prefixx=a"]) {
+          const { res, body } = await fx.get(`/students?${q}`);
+          assertProblem(res, body, 400);
+        }
+      },
+    );
+
+    await t.step(
       "GET /students rejects limits outside 1..1000 and malformed cursors with 400",
       async () => {
         for (
