@@ -8,6 +8,7 @@ import { routePath } from "hono/route";
 import { timeout } from "hono/timeout";
 import { type Queries, ReadError, type ReadErrorCode } from "../db/mod.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { docsRoutes } from "./docs.ts";
 import { examRoutes } from "./exams.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
@@ -59,7 +60,8 @@ export interface ApiOptions {
 
 /**
  * Builds the HTTP API: the routes of DESIGN.md and a few more, OpenAPI at
- * /openapi.json, Swagger UI at /docs, and problem+json for every error.
+ * /openapi.json, Swagger UI at /docs, the dashboard at /, and problem+json
+ * for every error.
  */
 export function createApi({
   queries,
@@ -164,6 +166,7 @@ export function createApi({
     }),
   );
   app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
+  app.route("/", dashboardRoutes());
 
   // With CORS on, answers depend on the Origin: those stay with the router.
   if (!corsOrigin) readCache.answerAs({ headers, onAnswered: recordRequest });
@@ -221,7 +224,8 @@ const RETRY = { "Retry-After": "1" };
 
 // Routes that answer before the database is migrated: they read it only
 // through ready() and the counts of /stats, which wait for the migration.
-const WITHOUT_DATABASE = /^\/(healthz|readyz|stats|metrics|openapi\.json|docs(\/.*)?)$/;
+const WITHOUT_DATABASE =
+  /^\/(|healthz|readyz|stats|metrics|openapi\.json|docs(\/.*)?|dashboard\/.*)$/;
 
 const UNAVAILABLE: Record<Exclude<ReadErrorCode, "failed">, string> = {
   busy: "Too many requests are reading the database; retry in a second",

@@ -1,9 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
-import { etagMatches } from "./_etag.ts";
 import { createRouter, noQueryParameters } from "./_router.ts";
+import { staticBody } from "./_static_body.ts";
 import { noQuery } from "./_schemas.ts";
 
 const PAGE = `<!doctype html>
@@ -39,13 +38,6 @@ const INIT = `window.ui = SwaggerUIBundle({
 const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
   "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; " +
   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-// What protects a page beyond its CSP; the API's JSON needs none of it.
-const PAGE_HEADERS = {
-  "X-Frame-Options": "DENY",
-  "Referrer-Policy": "no-referrer",
-  "Cross-Origin-Opener-Policy": "same-origin",
-};
 
 /**
  * `/openapi.json`, built once from the routes' schemas, and `/docs`, Swagger UI
@@ -92,38 +84,4 @@ export function docsRoutes({ document }: { document: () => unknown }) {
       noQueryParameters,
       asset("text/javascript; charset=utf-8", () => swaggerJs),
     );
-}
-
-/**
- * A handler for a body that never changes while the process runs: built on
- * first use, with a strong ETag, revalidated by clients after an hour.
- */
-function staticBody(type: string, build: () => string, { csp }: { csp?: string } = {}) {
-  let prepared: Promise<{ bytes: Uint8Array<ArrayBuffer>; etag: string }> | undefined;
-  const prepare = async () => {
-    const bytes = new TextEncoder().encode(build());
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    const etag = `"${
-      Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")
-    }"`;
-    return { bytes, etag };
-  };
-  return async (c: Context): Promise<Response> => {
-    prepared ??= prepare();
-    const { bytes, etag } = await prepared;
-    const headers: Record<string, string> = {
-      ETag: etag,
-      "Cache-Control": "public, max-age=3600",
-      ...(csp ? { "Content-Security-Policy": csp, ...PAGE_HEADERS } : {}),
-    };
-    const ifNoneMatch = c.req.header("If-None-Match");
-    if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) {
-      return c.body(null, 304, headers);
-    }
-    return c.body(bytes, 200, {
-      ...headers,
-      "Content-Type": type,
-      "Content-Length": String(bytes.length),
-    });
-  };
 }
