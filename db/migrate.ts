@@ -6,7 +6,7 @@ import * as quarantineAnyIdLength from "./migrations/0003_quarantine_any_id_leng
 import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_identity.ts";
 import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
 import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
-import * as quarantineReason from "./migrations/0008_quarantine_reason.ts";
+import * as quarantineReason from "./migrations/0007_quarantine_reason.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -17,7 +17,7 @@ export const migrations: Record<string, Migration> = {
   "0005_drop_apply_scores": dropApplyScores,
   "0006_ingest_leader": ingestLeader,
   // 0007 is taken by another branch.
-  "0008_quarantine_reason": quarantineReason,
+  "0007_quarantine_reason": quarantineReason,
 };
 
 /** A Kysely migrator over this build's migrations. */

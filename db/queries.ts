@@ -418,7 +418,7 @@ export function createQueries(
         SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
                (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results,
-               -- An index-only scan of quarantine_reason (migration 0008).
+               -- An index-only scan of quarantine_reason (migration 0007).
                (SELECT coalesce(json_object_agg(reason, n ORDER BY reason), '{}')::text
                 FROM (SELECT reason, count(*) AS n FROM quarantine GROUP BY reason) q
                ) AS quarantined`,
