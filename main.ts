@@ -10,9 +10,7 @@ import {
 } from "./api/mod.ts";
 import {
   checkSessionPooling,
-  classifyError,
   createDb,
-  createLeaderLease,
   createQueries,
   type Database,
   dataDir,
@@ -25,7 +23,7 @@ import {
   startEmbeddedPostgres,
   TransactionPoolerError,
 } from "./db/mod.ts";
-import { createIngest, feedIdentity, IngestStats, redactUrl, runLeadership } from "./ingest/mod.ts";
+import { feedIdentity, IngestStats, redactUrl, startIngestThread } from "./ingest/mod.ts";
 import { createLogger } from "./log.ts";
 
 /** Everything the service can be told, from flags or the environment. */
@@ -213,7 +211,9 @@ async function main(config: Config) {
     statementTimeoutMs: 5_000,
     applicationName: "scorestream-api",
   });
-  const ingest = config.role === "api" ? undefined : createIngest({
+  // Ingest runs in a worker of its own: a hostile feed cannot take the API's
+  // thread, nor an API flood ingest's.
+  const ingest = config.role === "api" ? undefined : startIngestThread({
     scoresUrl: config.scoresUrl,
     feedId: config.feedId,
     demoRate: config.demoRate,
@@ -221,29 +221,17 @@ async function main(config: Config) {
     writers: config.writers,
     databaseUrl,
     poolMode,
-    origin: config.instanceId,
-    db: control.db,
+    instanceId: config.instanceId,
+    // With a Postgres server every instance of ROLE=all competes for the feed;
+    // the embedded one belongs to this process alone.
+    leaseMs: config.databaseUrl ? config.leaseMs : undefined,
+  }, {
     onChanged: (changed) => changes.publish(changed),
-    onFeedError: (error) => lastErrors.feed = { error, at: new Date().toISOString() },
-    onDatabaseError: databaseFailed,
+    onFailed: (part, error) => lastErrors[part] = { error, at: new Date().toISOString() },
     log,
   });
-  // With a Postgres server every instance of ROLE=all competes for the feed;
-  // the embedded one belongs to this process alone.
-  const lease = ingest && config.databaseUrl
-    ? createLeaderLease({
-      url: config.databaseUrl,
-      feed: config.feedId,
-      instance: config.instanceId,
-      leaseMs: config.leaseMs,
-      poolMode,
-    })
-    : undefined;
-  const stats = ingest?.stats ?? new IngestStats();
-  if (!ingest) {
-    stats.role = "api";
-    stats.state = "stopped";
-  } else if (lease) stats.role = "standby";
+  const competing = ingest !== undefined && config.databaseUrl !== undefined;
+  const stats = ingest?.stats ?? apiOnlyStats();
   // Only this process writes to the embedded database, and its writers report
   // exactly what each commit changed. A Postgres server may have other
   // writers (another instance leads): it tells through notifications, except
@@ -306,7 +294,7 @@ async function main(config: Config) {
           feed,
           feedId: ingest ? config.feedId : undefined,
           database,
-          instance: lease ? config.instanceId : undefined,
+          instance: competing ? config.instanceId : undefined,
         });
       },
     },
@@ -329,44 +317,14 @@ async function main(config: Config) {
     log({
       level: "info",
       msg: `ready in ${Math.round(performance.now() - startedAt)} ms: serving ${
-        !ingest ? "only (ROLE=api)" : lease ? "and competing for the feed" : "and ingesting"
+        !ingest ? "only (ROLE=api)" : competing ? "and competing for the feed" : "and ingesting"
       }`,
       docs: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${config.port}/docs`,
     });
   }
   let failure: unknown;
-  const run = () =>
-    lease
-      ? runLeadership({
-        lease,
-        leaseMs: config.leaseMs,
-        signal: shutdown.signal,
-        // A plain fence: the workers receive it, and signals cannot be sent.
-        lead: ({ feed, epoch, lost }) => ingest!.run(lost, { feed, epoch }),
-        // A role that may not write cannot lead: ingest is stuck, and /readyz says why.
-        onAttempt: (error) =>
-          stats.leadershipAttempted(
-            error === undefined ? undefined : describeError(error),
-            error !== undefined && classifyError(error) === "permanent",
-          ),
-        onStatus: ({ role, leader, why }) => {
-          stats.role = role;
-          stats.epoch = leader?.epoch ?? null;
-          stats.leader = leader && { instance: leader.instance, since: leader.since.toISOString() };
-          if (role === "leader") stats.takeovers++;
-          log({
-            level: "info",
-            msg: role === "leader" ? "leading the feed" : "standing by",
-            epoch: stats.epoch,
-            leader: leader?.instance ?? null,
-            why,
-          });
-        },
-        log,
-      })
-      : ingest?.run(shutdown.signal);
   const ingesting = migrated
-    ? run()?.catch((error) => {
+    ? ingest?.run(shutdown.signal).catch((error) => {
       failure = error;
       shutdown.abort();
     })
@@ -384,11 +342,11 @@ async function main(config: Config) {
   // Ingest drains within 8 s of its own.
   await ingesting;
   await Promise.race([server.shutdown(), aborted(AbortSignal.timeout(1_000))]);
-  await Promise.all([control.close(), reader.close(), listener?.close(), lease?.close()]);
+  await Promise.all([control.close(), reader.close(), listener?.close()]);
   await embedded?.close();
   clearTimeout(watchdog);
   if (failure !== undefined) throw failure;
-  log({ level: "info", msg: "stopped", lastEventId: stats?.lastEventId ?? null });
+  log({ level: "info", msg: "stopped", lastEventId: stats.snapshot().lastEventId });
   logger.flush();
   Deno.exit(0);
 }
@@ -413,6 +371,14 @@ async function migrateWithRetry(
     }
   }
   return false;
+}
+
+/** The statistics of an instance that never ingests (ROLE=api). */
+function apiOnlyStats() {
+  const stats = new IngestStats();
+  stats.role = "api";
+  stats.state = "stopped";
+  return stats;
 }
 
 /** Fails when something listens on the port already, naming it. */

@@ -8,6 +8,7 @@ import {
   type Service as TestService,
   startService as startTestService,
   type Stats,
+  threadCpuSeconds,
 } from "../tests/_service.ts";
 
 /** The admin connection string; override with BENCH_ADMIN_URL. */
@@ -272,26 +273,6 @@ export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await run("cat", [`/proc/${pid}/stat`]);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/**
- * User + system CPU seconds of each thread of a process so far, by thread: `main`
- * (the thread whose id is the process's), `worker-N` (Web Workers, numbered in the
- * order they were created), and the runtime's own threads summed by name (V8's
- * helpers, which collect garbage and compile; tokio's, which do file I/O).
- */
-export async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
-  const tids = (await run("ls", [`/proc/${pid}/task`])).split(/\s+/).filter(Boolean);
-  const stats = await run("cat", tids.map((tid) => `/proc/${pid}/task/${tid}/stat`));
-  const threads = new Map<string, number>();
-  for (const stat of stats.split("\n").filter(Boolean)) {
-    const tid = Number(stat.slice(0, stat.indexOf(" ")));
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const name = tid === pid ? "main" : comm;
-    threads.set(name, (threads.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
-  }
-  return threads;
 }
 
 /** CPU seconds of every backend connected to the database of `url` (other than this one). */

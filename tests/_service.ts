@@ -56,10 +56,36 @@ export async function startTaskWords(
  * itself; `deno task test` grants --allow-run, so `cat` reads it.
  */
 export async function readProcFile(path: string): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("cat", { args: [path] }).output();
+  return await readProcFiles([path]);
+}
+
+/** The files of `readProcFile`, concatenated, read by one `cat`. */
+async function readProcFiles(paths: string[]): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command("cat", { args: paths }).output();
   const decoder = new TextDecoder();
-  if (!success) throw new Error(`cat ${path}: ${decoder.decode(stderr)}`);
+  if (!success) throw new Error(`cat ${paths.join(" ")}: ${decoder.decode(stderr)}`);
   return decoder.decode(stdout);
+}
+
+/**
+ * User + system CPU seconds of each thread of a process so far, by thread: `main`
+ * (the thread whose id is the process's), `worker-N` (Web Workers, numbered in the
+ * order they were created), and the runtime's own threads summed by name (V8's
+ * helpers, which collect garbage and compile; tokio's, which do file I/O).
+ */
+export async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
+  const { stdout } = await new Deno.Command("ls", { args: [`/proc/${pid}/task`] }).output();
+  const tids = new TextDecoder().decode(stdout).split(/\s+/).filter(Boolean);
+  const stats = await readProcFiles(tids.map((tid) => `/proc/${pid}/task/${tid}/stat`));
+  const threads = new Map<string, number>();
+  for (const stat of stats.split("\n").filter(Boolean)) {
+    const tid = Number(stat.slice(0, stat.indexOf(" ")));
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const name = tid === pid ? "main" : comm;
+    threads.set(name, (threads.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return threads;
 }
 
 export function freePort(): number {
