@@ -269,7 +269,8 @@ export const Stats = z.object({
   exams: count.nullable(),
   results: count.nullable(),
   quarantined: z.record(z.string(), z.number().int()).nullable().openapi({
-    description: "The events stored in the quarantine (GET /quarantine), by reason, whoever " +
+    description: "The events stored in the quarantine (GET /quarantine), by reason code (the " +
+      "text of `reason` before its first `: `), whoever " +
       "stored them; null while the database is unreachable. `ingest.rejectedByReason` " +
       "counts this instance's rejections since it started.",
     example: { invalid_json: 3, invalid_score: 1 },

@@ -16,7 +16,6 @@ export const migrations: Record<string, Migration> = {
   "0004_checkpoint_by_feed_identity": checkpointByFeedIdentity,
   "0005_drop_apply_scores": dropApplyScores,
   "0006_ingest_leader": ingestLeader,
-  // 0007 is taken by another branch.
   "0007_quarantine_reason": quarantineReason,
 };
 

@@ -418,9 +418,14 @@ export function createQueries(
         SELECT (SELECT count(*) FROM students) AS students,
                (SELECT count(DISTINCT exam) FROM exam_totals WHERE count > 0) AS exams,
                (SELECT coalesce(sum(count), 0) FROM exam_totals) AS results,
-               -- An index-only scan of quarantine_reason (migration 0007).
-               (SELECT coalesce(json_object_agg(reason, n ORDER BY reason), '{}')::text
-                FROM (SELECT reason, count(*) AS n FROM quarantine GROUP BY reason) q
+               -- By the reason's stable code, the text before its first ": " (the
+               -- message after it varies); an index-only scan of quarantine_reason.
+               (SELECT coalesce(json_object_agg(code, n ORDER BY code), '{}')::text
+                FROM (
+                  SELECT split_part(reason, ': ', 1) AS code, sum(n) AS n
+                  FROM (SELECT reason, count(*) AS n FROM quarantine GROUP BY reason) r
+                  GROUP BY 1
+                ) q
                ) AS quarantined`,
         counts,
       );
