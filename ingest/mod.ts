@@ -6,9 +6,4 @@ export { type LeadershipOptions, type LeadershipStatus, runLeadership } from "./
 export type { Changed } from "./shard_router.ts";
 export { consumeFeed, type FeedChunk, type FeedStatus } from "./sse_connection.ts";
 export { IngestStats } from "./stats.ts";
-export {
-  type IngestThread,
-  type IngestThreadOptions,
-  SNAPSHOT_MS,
-  startIngestThread,
-} from "./ingest_thread.ts";
+export { type IngestThread, type IngestThreadOptions, startIngestThread } from "./ingest_thread.ts";

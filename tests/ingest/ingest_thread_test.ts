@@ -53,3 +53,18 @@ for (const kind of databaseKinds) {
     assert.equal(ingest.stats.snapshot().lastEventId, String(TOTAL - 1));
   });
 }
+
+Deno.test("the ingest worker's failure rejects run with its error", async () => {
+  const ingest = startIngestThread({
+    scoresUrl: "http://127.0.0.1:9/scores",
+    feedId: "test",
+    demoRate: 0,
+    maxEventBytes: 1 << 20,
+    writers: 1,
+    // Not a URL: the worker's first connection throws.
+    databaseUrl: "postgres://%zz",
+    poolMode: "session",
+    instanceId: "test-instance",
+  }, { log: () => {} });
+  await assert.rejects(ingest.run(new AbortController().signal), /URL|%zz|malformed/i);
+});
