@@ -4,12 +4,14 @@ import { aborted } from "./aborted.ts";
 import {
   createApi,
   createChangeFeed,
+  createEventHub,
   createReadCache,
   type LastError,
   serveHttp,
 } from "./api/mod.ts";
 import {
   checkSessionPooling,
+  createChangeLog,
   createDb,
   createQueries,
   type Database,
@@ -53,6 +55,13 @@ export interface Config {
   demoRate: number;
   maxEventBytes: number;
   corsOrigin?: string;
+  /** Bytes queued for one /events subscriber before it is cut off as not reading. */
+  eventsBufferBytes: number;
+  /** /events subscribers at once; more are refused with 503. */
+  eventsMaxSubscribers: number;
+  /** The change log keeps the last this many milliseconds or `eventsRetainChanges`, whichever is fewer. */
+  eventsRetainMs: number;
+  eventsRetainChanges: number;
 }
 
 const OPTIONS = {
@@ -69,6 +78,10 @@ const OPTIONS = {
   "demo-rate": "DEMO_RATE",
   "max-event-bytes": "MAX_EVENT_BYTES",
   "cors-origin": "CORS_ORIGIN",
+  "events-buffer-bytes": "EVENTS_BUFFER_BYTES",
+  "events-max-subscribers": "EVENTS_MAX_SUBSCRIBERS",
+  "events-retain-ms": "EVENTS_RETAIN_MS",
+  "events-retain-changes": "EVENTS_RETAIN_CHANGES",
 } as const;
 
 /**
@@ -133,6 +146,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     demoRate: integer("demo-rate", 5, 0, 10_000_000),
     maxEventBytes: integer("max-event-bytes", 1 << 20, 1024, 1 << 30),
     corsOrigin: get("cors-origin"),
+    eventsBufferBytes: integer("events-buffer-bytes", 4 << 20, 64 << 10, 1 << 30),
+    eventsMaxSubscribers: integer("events-max-subscribers", 1_000, 1, 100_000),
+    // The issue's floor: a cursor resumes for 10 minutes, or 1,000,000 changes.
+    eventsRetainMs: integer("events-retain-ms", 600_000, 600_000, 86_400_000),
+    eventsRetainChanges: integer("events-retain-changes", 1_000_000, 1_000_000, 1_000_000_000),
   };
 }
 
@@ -211,6 +229,23 @@ async function main(config: Config) {
     statementTimeoutMs: 5_000,
     applicationName: "scorestream-api",
   });
+  // The change stream's own pool: the loop's reads, catch-ups and snapshots
+  // (a snapshot holds its connection while its client takes it; a client idle
+  // for 10 s mid-snapshot has its transaction ended by Postgres).
+  const eventsDb = createDb({
+    url: databaseUrl,
+    poolMode,
+    max: 3,
+    statementTimeoutMs: 5_000,
+    applicationName: "scorestream-events",
+  });
+  const events = createEventHub({
+    log: createChangeLog(eventsDb.db),
+    bufferBytes: config.eventsBufferBytes,
+    maxSubscribers: config.eventsMaxSubscribers,
+    onError: (error) =>
+      log({ level: "warn", msg: "cannot read the change log", error: describeError(error) }),
+  });
   // Ingest runs in a worker of its own: a hostile feed cannot take the API's
   // thread, nor an API flood ingest's.
   const ingest = config.role === "api" ? undefined : startIngestThread({
@@ -225,8 +260,12 @@ async function main(config: Config) {
     // With a Postgres server every instance of ROLE=all competes for the feed;
     // the embedded one belongs to this process alone.
     leaseMs: config.databaseUrl ? config.leaseMs : undefined,
+    retention: { ms: config.eventsRetainMs, changes: config.eventsRetainChanges },
   }, {
-    onChanged: (changed) => changes.publish(changed),
+    onChanged: (changed) => {
+      changes.publish(changed);
+      events.wake();
+    },
     onFailed: (part, error) => lastErrors[part] = { error, at: new Date().toISOString() },
     log,
   });
@@ -250,6 +289,7 @@ async function main(config: Config) {
       url: config.databaseUrl,
       onChange: (origin) => {
         if (origin !== config.instanceId) changes.publish("everything");
+        events.wake();
       },
       onListening: (listening) => {
         changes.setLive(listening);
@@ -276,6 +316,7 @@ async function main(config: Config) {
     log,
     corsOrigin: config.corsOrigin,
     readCache,
+    events,
   });
   const server = serveHttp(
     {
@@ -341,8 +382,10 @@ async function main(config: Config) {
   }, SHUTDOWN_MS);
   // Ingest drains within 8 s of its own.
   await ingesting;
+  // Streams never end on their own: the server's shutdown would wait for them.
+  events.close();
   await Promise.race([server.shutdown(), aborted(AbortSignal.timeout(1_000))]);
-  await Promise.all([control.close(), reader.close(), listener?.close()]);
+  await Promise.all([control.close(), reader.close(), eventsDb.close(), listener?.close()]);
   await embedded?.close();
   clearTimeout(watchdog);
   if (failure !== undefined) throw failure;

@@ -128,6 +128,17 @@ export const trendQuery = z.strictObject({
   last: withDefault(integerParam(2, 100, { description: "How many of the latest exams." }), 10),
 });
 
+/** The filters and options of `GET /events`. */
+export const eventsQuery = z.strictObject({
+  exam: integerParam(0, MAX_EXAM, { description: "Only this exam's results." }).optional(),
+  studentId: studentIdParam("Only this student's results.").optional(),
+  snapshot: z.enum(["true", "false"]).default("false").transform((v) => v === "true").openapi({
+    type: "boolean",
+    default: false,
+    description: "First every stored result that matches, then `live`, then changes.",
+  }),
+});
+
 const studentId = z.string().openapi({ example: "Logan_Harber74" });
 const exam = z.number().int().openapi({ example: 1559 });
 const score = z.number().openapi({ description: "In [0, 1], exactly as received.", example: 0.81 });
@@ -304,6 +315,18 @@ export const Stats = z.object({
   }).nullable().openapi({
     description: "null when this instance keeps no ingest statistics. Histograms are in /metrics.",
   }),
+  events: z.object({
+    subscribers: z.number().int().openapi({ description: "Streams of /events open now." }),
+    opened: z.number().int().openapi({ description: "Streams opened since start." }),
+    sent: z.number().int().openapi({ description: "`result` events sent, snapshots included." }),
+    slow: z.number().int().openapi({
+      description: "Subscribers disconnected because they did not read their events.",
+    }),
+    resets: z.number().int().openapi({
+      description: "Resumes whose cursor had left the retained window (sent a reset).",
+    }),
+    refused: z.number().int().openapi({ description: "Streams refused: too many subscribers." }),
+  }).nullable().openapi({ description: "The change stream (GET /events) of this instance." }),
   lastErrors: LastErrors,
 }).openapi("Stats");
 

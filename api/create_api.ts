@@ -9,6 +9,8 @@ import { timeout } from "hono/timeout";
 import { type Queries, ReadError, type ReadErrorCode } from "../db/mod.ts";
 import { type ApiEnv, createRouter } from "./_router.ts";
 import { dashboardRoutes } from "./dashboard.ts";
+import type { EventHub } from "./event_hub.ts";
+import { eventRoutes } from "./events.ts";
 import { docsRoutes } from "./docs.ts";
 import { examRoutes } from "./exams.ts";
 import type { IngestStatsSource } from "./ingest_stats.ts";
@@ -56,6 +58,8 @@ export interface ApiOptions {
    * without a change feed.
    */
   readCache?: ReadCache;
+  /** The change stream behind `GET /events`; the route is absent without it. */
+  events?: EventHub;
 }
 
 /**
@@ -76,6 +80,7 @@ export function createApi({
   maxUrlLength = 4096,
   statsCacheMs = 1_000,
   readCache = createReadCache(),
+  events,
 }: ApiOptions): OpenAPIHono<ApiEnv> {
   const httpMetrics = createHttpMetrics();
   const app = createRouter();
@@ -163,8 +168,10 @@ export function createApi({
       statsCacheMs,
       httpMetrics,
       answered: cache.answered,
+      events: events && (() => events.stats()),
     }),
   );
+  if (events) app.route("/", eventRoutes({ hub: events }));
   app.route("/", docsRoutes({ document: () => app.getOpenAPI31Document(DOCUMENT) }));
   app.route("/", dashboardRoutes());
 
@@ -291,6 +298,7 @@ const DOCUMENT = {
   tags: [
     { name: "students", description: "A student's results, average and trend." },
     { name: "exams", description: "An exam's results, average and distribution." },
+    { name: "live", description: "Committed changes as a stream of Server-Sent Events." },
     { name: "operations", description: "Health, readiness, statistics and metrics." },
     { name: "documentation", description: "This document and its browsable form." },
   ],

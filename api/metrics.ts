@@ -1,3 +1,4 @@
+import type { EventHubStats } from "./event_hub.ts";
 import { createHistogram, type Histogram, observe } from "../histogram.ts";
 import { INGEST_DESCRIPTIONS, type IngestSnapshot } from "./ingest_stats.ts";
 import type { AnswerSource } from "./read_cache/mod.ts";
@@ -130,6 +131,24 @@ export function renderAnswerMetrics(answered: Record<AnswerSource, number>): str
   );
   for (const [source, count] of Object.entries(answered)) text += sample(name, { source }, count);
   return text;
+}
+
+/** The change stream's subscribers and what was sent to them. */
+export function renderEventMetrics(s: EventHubStats): string {
+  const p = "scorestream_events_";
+  const one = (name: string, type: string, help: string, value: number) =>
+    header(p + name, type, help) + sample(p + name, {}, value);
+  return one("subscribers", "gauge", "Streams of /events open now.", s.subscribers) +
+    one("subscribers_opened_total", "counter", "Streams of /events opened.", s.opened) +
+    one("sent_total", "counter", "result events sent, snapshots included.", s.sent) +
+    one(
+      "slow_disconnects_total",
+      "counter",
+      "Subscribers disconnected because their buffer filled.",
+      s.slow,
+    ) +
+    one("resets_total", "counter", "Resumes from a cursor outside the window.", s.resets) +
+    one("refused_total", "counter", "Streams refused: too many subscribers.", s.refused);
 }
 
 /** The process's own memory, which Deno reports without any permission. */

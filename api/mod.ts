@@ -9,3 +9,10 @@ export {
   createReadCache,
   type ReadCache,
 } from "./read_cache/mod.ts";
+export {
+  createEventHub,
+  type EventFilter,
+  type EventHub,
+  type EventHubStats,
+  type EventRequest,
+} from "./event_hub.ts";

@@ -7,9 +7,11 @@ import type { IngestStatsSource } from "./ingest_stats.ts";
 import {
   type HttpMetrics,
   renderAnswerMetrics,
+  renderEventMetrics,
   renderIngestMetrics,
   renderProcessMetrics,
 } from "./metrics.ts";
+import type { EventHubStats } from "./event_hub.ts";
 import type { AnswerSource } from "./read_cache/mod.ts";
 
 const NO_STORE = { "Cache-Control": "no-store" };
@@ -44,6 +46,8 @@ export interface OperationsOptions {
   httpMetrics: HttpMetrics;
   /** Student and exam pages by what answering them took. */
   answered: Record<AnswerSource, number>;
+  /** The change stream's counters, when it is served. */
+  events?: () => EventHubStats;
 }
 
 /** `/stats`, `/healthz`, `/readyz` and `/metrics`. */
@@ -58,6 +62,7 @@ export function operationRoutes(
     statsCacheMs,
     httpMetrics,
     answered,
+    events,
   }: OperationsOptions,
 ) {
   const totals = cached(() => queries.totals(), statsCacheMs);
@@ -114,6 +119,7 @@ export function operationRoutes(
               queueDepth: ingest.queueDepth,
               stuck: ingest.stuck,
             },
+            events: events?.() ?? null,
             lastErrors: lastErrors(),
           },
           200,
@@ -191,7 +197,8 @@ export function operationRoutes(
       (c) => {
         const snapshot = stats?.snapshot();
         const text = httpMetrics.render() + renderAnswerMetrics(answered) +
-          (snapshot ? renderIngestMetrics(snapshot) : "") + renderProcessMetrics();
+          (snapshot ? renderIngestMetrics(snapshot) : "") +
+          (events ? renderEventMetrics(events()) : "") + renderProcessMetrics();
         return c.text(text, 200, {
           ...NO_STORE,
           "Content-Type": "text/plain; version=0.0.4; charset=utf-8",

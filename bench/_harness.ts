@@ -90,8 +90,11 @@ export interface Service extends TestService {
  * Starts main.ts with the flags of `deno task start` and waits for /healthz. Only
  * the last 20,000 characters of its output are kept, and printed if it fails.
  */
-export async function startService(env: Record<string, string>): Promise<Service> {
-  const service = await startTestService(env, { deno: "deno", outputLimit: 20_000 });
+export async function startService(
+  env: Record<string, string>,
+  { from }: { from?: URL } = {},
+): Promise<Service> {
+  const service = await startTestService(env, { deno: "deno", outputLimit: 20_000, from });
   return {
     ...service,
     async peakRss() {

@@ -7,6 +7,7 @@ import * as checkpointByFeedIdentity from "./migrations/0004_checkpoint_by_feed_
 import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
 import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
 import * as quarantineReason from "./migrations/0007_quarantine_reason.ts";
+import * as changeLog from "./migrations/0008_change_log.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ export const migrations: Record<string, Migration> = {
   "0005_drop_apply_scores": dropApplyScores,
   "0006_ingest_leader": ingestLeader,
   "0007_quarantine_reason": quarantineReason,
+  "0008_change_log": changeLog,
 };
 
 /** A Kysely migrator over this build's migrations. */

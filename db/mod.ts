@@ -48,3 +48,14 @@ export {
   type Term,
   TransactionPoolerError,
 } from "./leader_lease.ts";
+export {
+  type ChangeLog,
+  type ChangePage,
+  createChangeLog,
+  type LoggedTransaction,
+  parseSnapshot,
+  pruneChanges,
+  type Retention,
+  type SnapshotBounds,
+  visibleIn,
+} from "./change_log.ts";

@@ -3,7 +3,7 @@
 // the other's thread. The main thread keeps HTTP and sees ingest through
 // messages: a statistics snapshot every `SNAPSHOT_MS`, what each commit
 // changed, log records and the last errors.
-import type { PoolMode } from "../db/mod.ts";
+import type { PoolMode, Retention } from "../db/mod.ts";
 import type { IngestOptions } from "./create_ingest.ts";
 import type { Changed } from "./shard_router.ts";
 import { IngestStats } from "./stats.ts";
@@ -29,6 +29,8 @@ export interface IngestThreadOptions extends
    * embedded database belongs to this process alone).
    */
   leaseMs?: number;
+  /** How much of the change log (GET /events) to keep; it is pruned every few seconds. */
+  retention?: Retention;
 }
 
 export type IngestSnapshot = ReturnType<IngestStats["snapshot"]>;

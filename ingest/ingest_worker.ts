@@ -2,7 +2,16 @@
 // Ingest in a thread of its own (see ingest_thread.ts): the feed connection,
 // parsing, validation, routing, the writer workers (nested), the checkpoint
 // and, against a Postgres server, the competition for the feed.
-import { classifyError, createDb, createLeaderLease, describeError } from "../db/mod.ts";
+import {
+  classifyError,
+  createDb,
+  createLeaderLease,
+  type Database,
+  describeError,
+  pruneChanges,
+  type Retention,
+} from "../db/mod.ts";
+import type { Kysely } from "kysely";
 import { createIngest } from "./create_ingest.ts";
 import type { FromIngest, IngestThreadOptions, ToIngest } from "./ingest_thread.ts";
 import { SNAPSHOT_MS } from "./ingest_thread.ts";
@@ -61,6 +70,7 @@ async function run(options: IngestThreadOptions) {
   const sendSnapshot = () => post({ type: "snapshot", snapshot: stats.snapshot() });
   sendSnapshot();
   const timer = setInterval(sendSnapshot, SNAPSHOT_MS);
+  const pruning = options.retention && prunePeriodically(control.db, options.retention);
   try {
     if (!leadership) return await ingest.run(stopping.signal);
     await runLeadership({
@@ -91,7 +101,31 @@ async function run(options: IngestThreadOptions) {
     });
   } finally {
     clearInterval(timer);
+    pruning?.stop();
     await Promise.all([control.close(), leadership?.lease.close()]);
     sendSnapshot();
   }
 }
+
+/**
+ * Trims the change log to its retained window every `PRUNE_MS`. Any instance
+ * that ingests may (a standby's deletes are the leader's to do too, and
+ * harmless twice); a failure is retried at the next turn.
+ */
+function prunePeriodically(db: Kysely<Database>, retention: Retention) {
+  let running = false;
+  const timer = setInterval(async () => {
+    if (running) return;
+    running = true;
+    try {
+      await pruneChanges(db, retention);
+    } catch (error) {
+      log({ level: "warn", msg: "cannot prune the change log", error: describeError(error) });
+    } finally {
+      running = false;
+    }
+  }, PRUNE_MS);
+  return { stop: () => clearInterval(timer) };
+}
+
+const PRUNE_MS = 5_000;

@@ -10,8 +10,9 @@ const root = new URL("../", import.meta.url);
 export async function startTask(
   env: Record<string, string> = {},
   deno = Deno.execPath(),
+  from = root,
 ): Promise<{ env: Record<string, string>; flags: string[] }> {
-  const words = await startTaskWords(env, deno);
+  const words = await startTaskWords(env, deno, from);
   const run = words.indexOf("deno");
   return {
     env: Object.fromEntries(
@@ -28,8 +29,9 @@ export async function startTask(
 export async function startTaskWords(
   env: Record<string, string>,
   deno = Deno.execPath(),
+  from = root,
 ): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", from)));
   const task: string = config.tasks.start;
   const words: string[] = [];
   for (const [, quoted, plain] of task.matchAll(/"([^"]*)"|(\S+)/g)) {
@@ -42,7 +44,7 @@ export async function startTaskWords(
     const [program, ...args] = command.split(" ");
     const { success, stdout, stderr } = await new Deno.Command(
       program === "deno" ? deno : program,
-      { args, cwd: root, env: { NO_COLOR: "1", ...env }, stdin: "null" },
+      { args, cwd: from, env: { NO_COLOR: "1", ...env }, stdin: "null" },
     ).output();
     const decoder = new TextDecoder();
     if (!success) throw new Error(`${command} failed: ${decoder.decode(stderr)}`);
@@ -136,22 +138,24 @@ export interface Stats {
  * Starts main.ts with the given environment on a free port and waits for /healthz.
  * With `openFiles`, the process runs under that file descriptor limit (`ulimit -n`).
  * `deno` is the executable to run (`--allow-run=deno` grants the one on PATH, not
- * `Deno.execPath()`); `outputLimit` bounds the output kept, for services that run long.
+ * `Deno.execPath()`); `outputLimit` bounds the output kept, for services that run long;
+ * `from` is the checkout to run (another build, for a benchmark's baseline).
  */
 export async function startService(
   env: Record<string, string>,
-  { openFiles, deno = Deno.execPath(), outputLimit = Infinity }: {
+  { openFiles, deno = Deno.execPath(), outputLimit = Infinity, from = root }: {
     openFiles?: number;
     deno?: string;
     outputLimit?: number;
+    from?: URL;
   } = {},
 ): Promise<Service> {
   const port = freePort();
-  const task = await startTask(env, deno);
+  const task = await startTask(env, deno, from);
   const args = ["run", ...task.flags, "main.ts"];
   const child = new Deno.Command(openFiles ? "/bin/sh" : deno, {
     args: openFiles ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, deno, ...args] : args,
-    cwd: root,
+    cwd: from,
     env: { ...task.env, PORT: String(port), HOST: "127.0.0.1", NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",

@@ -51,6 +51,7 @@ for (const kind of databaseKinds) {
         results,
         quarantined: {},
         ingest,
+        events: null,
         lastErrors: { feed: null, database: null },
       });
     });
@@ -181,6 +182,7 @@ Deno.test("GET /stats reports ingest as null on an instance that does not ingest
     results: 3,
     quarantined: { x: 4 },
     ingest: null,
+    events: null,
     lastErrors: { feed: null, database: null },
   });
 });

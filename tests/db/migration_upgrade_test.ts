@@ -7,7 +7,7 @@ import { createTestDatabase, databaseKinds } from "../_db.ts";
 // Commits of main that landed as releases whose databases this build must upgrade.
 // Each one's migrations are read from git as they were then, so an edit to a
 // migration that had landed shows up here as a difference from a fresh database.
-const RELEASES = ["873020d", "5c9986a"];
+const RELEASES = ["873020d", "5c9986a", "2d07744"];
 
 for (const kind of databaseKinds) {
   for (const release of RELEASES) {
