@@ -151,14 +151,15 @@ export function createEventHub(
       this.room = undefined;
       room?.();
     }
-    matches(change: Result) {
+    matches(change: { studentId: string; exam: number }) {
       return (this.filter.studentId === undefined || this.filter.studentId === change.studentId) &&
         (this.filter.exam === undefined || this.filter.exam === change.exam);
     }
-    wants(position: Position) {
-      if (!before(this.after, position)) return false;
-      if (this.skip && visibleIn(this.skip, position.xid)) return false;
-      return true;
+    /** Whether change `k` of transaction `xid` is for it, by position. */
+    wants(xid: bigint, k: number) {
+      const { after } = this;
+      if (xid < after.xid || (xid === after.xid && k <= after.k)) return false;
+      return !(this.skip && visibleIn(this.skip, xid));
     }
     /** Queues a line or comment, whatever is queued already. */
     send(text: string) {
@@ -293,19 +294,22 @@ export function createEventHub(
     };
     const filtered = byStudent.size > 0 || byExam.size > 0;
     for (const t of transactions) {
+      const id = `${stream}-${t.xid}-`;
       for (let i = 0; i < t.exams.length; i++) {
-        const studentId = named(t.students[i]);
+        const key = t.students[i];
         const exam = t.exams[i];
-        const position = { xid: t.xid, k: i + 1 };
+        const k = i + 1;
         let text: string | undefined;
         const offer = (subscriber: Subscriber) => {
-          if (!subscriber.wants(position)) return;
-          text ??= resultEvent({ studentId, exam, score: t.scores[i] }, cursor(position));
+          if (!subscriber.wants(t.xid, k)) return;
+          text ??= `event: result\nid: ${id}${k}\ndata: {"studentId":${
+            named.json(key)
+          },"exam":${exam},"score":${t.scores[i]}}\n\n`;
           add(subscriber, text);
         };
         for (const s of unfiltered) offer(s);
         if (filtered) {
-          const students = byStudent.get(studentId);
+          const students = byStudent.get(named(key));
           if (students) {
             for (const s of students) {
               if (s.filter.exam === undefined || s.filter.exam === exam) offer(s);
@@ -352,10 +356,13 @@ export function createEventHub(
       for (const t of page.transactions) {
         const texts: string[] = [];
         for (let i = 0; i < t.exams.length; i++) {
-          const position = { xid: t.xid, k: i + 1 };
-          const change = { studentId: named(t.students[i]), exam: t.exams[i], score: t.scores[i] };
-          if (subscriber.wants(position) && subscriber.matches(change)) {
-            texts.push(resultEvent(change, cursor(position)));
+          const change = { studentId: named(t.students[i]), exam: t.exams[i] };
+          if (subscriber.wants(t.xid, i + 1) && subscriber.matches(change)) {
+            texts.push(
+              `event: result\nid: ${cursor({ xid: t.xid, k: i + 1 })}\ndata: {"studentId":${
+                named.json(t.students[i])
+              },"exam":${change.exam},"score":${t.scores[i]}}\n\n`,
+            );
           }
         }
         if (texts.length) subscriber.deliver(texts);
@@ -492,31 +499,46 @@ function resultEvent({ studentId, exam, score }: Result, id?: string): string {
   },"exam":${exam},"score":${score}}\n\n`;
 }
 
+/** A studentId by its dictionary key, and the same as a JSON string. */
+interface Names {
+  (key: number): string;
+  json(key: number): string;
+}
+
 /**
- * StudentIds by dictionary key, kept up to a bound of heap: when it is over,
- * the cache starts again empty. A lookup returned earlier keeps its own map.
+ * StudentIds by dictionary key (with their JSON text), kept up to a bound of
+ * heap: when it is over, the cache starts again empty. A lookup returned
+ * earlier keeps its own map.
  */
 function createNameCache(log: ChangeLog, maxBytes = 8 << 20) {
-  let names = new Map<number, string>();
+  type Name = { name: string; json: string };
+  let names = new Map<number, Name>();
   let bytes = 0;
-  const none = new Map<number, string>();
   return {
-    async of(transactions: LoggedTransaction[]): Promise<(key: number) => string> {
+    async of(transactions: LoggedTransaction[]): Promise<Names> {
       const cache = names;
       const missing = new Set<number>();
       for (const t of transactions) {
         for (const key of t.students) if (!cache.has(key)) missing.add(key);
       }
-      const found = missing.size ? await log.names(missing) : none;
+      const found = new Map<number, Name>();
+      if (missing.size) {
+        for (const [key, name] of await log.names(missing)) {
+          found.set(key, { name, json: JSON.stringify(name) });
+        }
+      }
       if (bytes > maxBytes) {
         names = new Map();
         bytes = 0;
       }
       for (const [key, name] of found) {
         names.set(key, name);
-        bytes += 64 + 2 * name.length;
+        bytes += 96 + 4 * name.name.length;
       }
-      return (key) => cache.get(key) ?? found.get(key)!;
+      const get = (key: number) => cache.get(key) ?? found.get(key)!;
+      return Object.assign((key: number) => get(key).name, {
+        json: (key: number) => get(key).json,
+      });
     },
   };
 }

@@ -20,9 +20,19 @@ import {
   prerenderedDemoFeed,
   serveFeed,
 } from "../tests/_feed_server.ts";
-import { benchFlags, createBenchDb, describeMachine, fmt, startService } from "./_harness.ts";
+import { threadCpuSeconds } from "../tests/_service.ts";
+import {
+  benchFlags,
+  cpuSeconds,
+  createBenchDb,
+  describeMachine,
+  fmt,
+  startService,
+} from "./_harness.ts";
 
 const flags = benchFlags({
+  only: "ingest,delivery,memory",
+  "students-only": false,
   events: 300_000,
   times: 3,
   baseline: "2d07744",
@@ -39,7 +49,18 @@ const firstStudents = [
   ...new Set(Array.from({ length: 20_000 }, (_, i) => scoreEventAt(seed, i).studentId)),
 ].slice(0, students);
 
+const only = new Set(flags.only.split(","));
 try {
+  if (only.has("ingest")) await throughput();
+  if (only.has("delivery")) await deliveryDelays();
+  if (only.has("memory")) await memory();
+} finally {
+  await new Deno.Command("git", {
+    args: ["-C", root.pathname, "worktree", "remove", "--force", baseline.pathname],
+  }).output();
+}
+
+async function throughput() {
   const runs: Record<"baseline" | "stream" | "subscribed", Run[]> = {
     baseline: [],
     stream: [],
@@ -74,15 +95,32 @@ try {
     runs.subscribed.map((r) => fmt(r.received ?? 0)).join(" / ")
   } result events (changes committed: ${
     runs.subscribed.map((r) => fmt(r.changes ?? 0)).join(" / ")
-  }); subscribers cut off as slow: ${runs.subscribed.map((r) => r.slow).join(" / ")}
+  }); cut off as slow (and resumed): ${
+    runs.subscribed.map((r) => `${r.slow} (${r.resumes})`).join(" / ")
+  }
+  CPU s per run (main thread / whole service / Postgres (of it the stream's) / this benchmark):
+${
+    Object.entries(runs).map(([name, rs]) =>
+      `    ${name}: ${
+        rs.map(({ cpu: c }) =>
+          `${fmt(c.main, 2)} / ${fmt(c.service, 2)} / ${fmt(c.postgres, 2)} (${
+            fmt(c.stream, 2)
+          }) / ${fmt(c.bench, 2)}`
+        ).join("; ")
+      }`
+    ).join("\n")
+  }
   peak RSS: baseline ${
     runs.baseline.map((r) => fmt(r.peakRss / 2 ** 20, 1)).join(" / ")
   } MB, 0 subscribers ${
     runs.stream.map((r) => fmt(r.peakRss / 2 ** 20, 1)).join(" / ")
   } MB, subscribed ${runs.subscribed.map((r) => fmt(r.peakRss / 2 ** 20, 1)).join(" / ")} MB`);
+}
 
+async function deliveryDelays() {
   console.log(`\n2. delivery delay (feed hands the event's chunk to its socket -> the unfiltered
-   subscriber receives it), with ${students} per-student subscribers beside it:`);
+   subscriber receives it), with ${students} per-student subscribers beside it; events of the
+   first ${WARM_UP_SECONDS} s left out:`);
   for (const [paced, target] of [[5_000, 100], [20_000, 250]]) {
     const d = await delivery(paced);
     console.log(
@@ -92,25 +130,29 @@ try {
         `   (/stats lagMs at the end: ${d.lagMs === null ? "n/a" : fmt(d.lagMs, 1)} ms)`,
     );
   }
+}
 
+async function memory() {
+  const none = await ingest({ from: root });
   const stalled = await ingest({ from: root, stalled: true });
   console.log(`
-3. a subscriber that never reads, ${fmt(events)} events at full speed:
-  peak RSS ${fmt(stalled.peakRss / 2 ** 20, 1)} MB (0 subscribers, median of above: ${
-    fmt(runs.stream.map((r) => r.peakRss).sort((a, b) => a - b)[Math.floor(times / 2)] / 2 ** 20, 1)
-  } MB); cut off as slow: ${stalled.slow}; events/s ${fmt(rate(stalled))}`);
-} finally {
-  await new Deno.Command("git", {
-    args: ["-C", root.pathname, "worktree", "remove", "--force", baseline.pathname],
-  }).output();
+3. a subscriber that never reads (EVENTS_BUFFER_BYTES default), ${fmt(events)} events at full speed:
+  peak RSS ${fmt(stalled.peakRss / 2 ** 20, 1)} MB; without it, the run before: ${
+    fmt(none.peakRss / 2 ** 20, 1)
+  } MB; cut off as slow: ${stalled.slow}; events/s ${fmt(none.events / none.seconds)} without, ${
+    fmt(stalled.events / stalled.seconds)
+  } with`);
 }
 
 interface Run {
   events: number;
+  /** CPU seconds from the feed's release to the last commit. */
+  cpu: { main: number; service: number; postgres: number; stream: number; bench: number };
   seconds: number;
   peakRss: number;
   slow: number;
   received?: number;
+  resumes?: number;
   changes?: number;
 }
 
@@ -137,47 +179,84 @@ function gated(answer: FeedAnswer, onSent?: (chunk: Uint8Array, at: number) => v
   return { feed, release };
 }
 
-/** Opens the per-student subscribers; returns a closer. */
+/** Opens the per-student subscribers, each draining its stream; returns a closer. */
 async function perStudent(url: string) {
-  const aborts: AbortController[] = [];
-  const bodies: Promise<void>[] = [];
+  const abort = new AbortController();
   for (const id of firstStudents) {
-    const abort = new AbortController();
-    aborts.push(abort);
     const response = await fetch(`${url}/events?studentId=${encodeURIComponent(id)}`, {
       signal: abort.signal,
     });
-    bodies.push(response.body!.pipeTo(new WritableStream()).catch(() => {}));
+    response.body!.pipeTo(new WritableStream()).catch(() => {});
   }
-  return async () => {
-    for (const a of aborts) a.abort();
-    await Promise.all(bodies);
-  };
+  return () => abort.abort();
 }
 
-/** An unfiltered subscriber that only counts the result events it gets. */
+/**
+ * An unfiltered subscriber that only counts the result events it gets, and,
+ * cut off as slow, resumes with the last id it saw, as EventSource would.
+ */
 async function counting(url: string) {
   const abort = new AbortController();
-  const response = await fetch(`${url}/events`, { signal: abort.signal });
   let received = 0;
-  let tail = "";
-  const decoder = new TextDecoder();
-  const done = (async () => {
-    try {
-      for await (const chunk of response.body!) {
-        const text = tail + decoder.decode(chunk, { stream: true });
-        received += text.split("event: result\n").length - 1;
-        tail = text.slice(-16);
-        if (tail.includes("event: result\n")) tail = tail.slice(tail.lastIndexOf("\n") + 1);
-      }
-    } catch { /* closed */ }
+  let resumes = 0;
+  let lastId: string | undefined;
+  const open = () =>
+    fetch(`${url}/events`, {
+      headers: lastId ? { "Last-Event-ID": lastId } : {},
+      signal: abort.signal,
+    });
+  let response = await open();
+  (async () => {
+    const decoder = new TextDecoder();
+    while (!abort.signal.aborted) {
+      // What may be the start of a marker cut by a chunk's end: shorter than one.
+      let tail = "";
+      try {
+        for await (const chunk of response.body!) {
+          const text = tail + decoder.decode(chunk, { stream: true });
+          received += text.split("event: result\n").length - 1;
+          const at = text.lastIndexOf("\nid: ");
+          const end = text.indexOf("\n", at + 5);
+          if (at >= 0 && end >= 0) lastId = text.slice(at + 5, end);
+          tail = text.slice(-13);
+        }
+      } catch { /* cut off, or closed */ }
+      if (abort.signal.aborted) return;
+      resumes++;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      response = await open().catch(() => response);
+    }
   })();
   return {
     received: () => received,
-    async close() {
-      abort.abort();
-      await done;
-    },
+    resumes: () => resumes,
+    close: () => abort.abort(),
+  };
+}
+
+/**
+ * CPU seconds so far: the service's main thread (HTTP, the hub) and all of it,
+ * its Postgres backends (`stream`: the change stream's own), and this process.
+ */
+async function cpuNow(pid: number, url: string) {
+  const sql = (await import("postgres")).default(url, { max: 1, onnotice: () => {} });
+  const backends = await sql<{ pid: number; app: string }[]>`
+    SELECT pid, application_name AS app FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+  await sql.end();
+  let postgres = 0;
+  let stream = 0;
+  for (const b of backends) {
+    const seconds = await cpuSeconds(b.pid).catch(() => 0);
+    postgres += seconds;
+    if (b.app === "scorestream-events") stream += seconds;
+  }
+  return {
+    main: (await threadCpuSeconds(pid)).get("main") ?? 0,
+    service: await cpuSeconds(pid),
+    postgres,
+    stream,
+    bench: await cpuSeconds(Deno.pid),
   };
 }
 
@@ -200,14 +279,14 @@ async function ingest(
   const db = await createBenchDb("scorestream_bench_live");
   const { feed, release } = gated(await prerenderedDemoFeed({ seed, rate: 0, total: events }));
   const service = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url }, { from });
-  let closeStudents: (() => Promise<void>) | undefined;
+  let closeStudents: (() => void) | undefined;
   let unfiltered: Awaited<ReturnType<typeof counting>> | undefined;
   let stall: Deno.ChildProcess | undefined;
   try {
     await ready(service.url);
     if (subscribers) {
       closeStudents = await perStudent(service.url);
-      unfiltered = await counting(service.url);
+      if (!flags["students-only"]) unfiltered = await counting(service.url);
     }
     if (stalled) {
       stall = new Deno.Command("python3", {
@@ -218,13 +297,16 @@ async function ingest(
     }
     if (subscribers) {
       await service.waitFor((s) =>
-        (s as unknown as EventsStats).events?.subscribers === students + 1
+        (s as unknown as EventsStats).events?.subscribers ===
+          students + (flags["students-only"] ? 0 : 1)
       );
     }
+    const cpuBefore = await cpuNow(service.pid, db.url);
     release();
     await service.waitFor((s) => s.ingest.applied >= events, 600_000, 20);
     const at = performance.now();
     const peakRss = await service.peakRss();
+    const cpuAfter = await cpuNow(service.pid, db.url);
     let changes: number | undefined;
     if (unfiltered) {
       // Every change reaches it: the log's count, once it stops growing.
@@ -239,17 +321,22 @@ async function ingest(
       }
     }
     const stats = await service.stats() as unknown as EventsStats;
+    const cpu = Object.fromEntries(
+      Object.entries(cpuAfter).map(([k, v]) => [k, v - cpuBefore[k as keyof typeof cpuBefore]]),
+    ) as typeof cpuAfter;
     return {
       events,
       seconds: (at - feed.firstByteAt()!) / 1000,
       peakRss,
+      cpu,
       slow: stats.events?.slow ?? 0,
       received: unfiltered?.received(),
+      resumes: unfiltered?.resumes(),
       changes,
     };
   } finally {
-    await unfiltered?.close();
-    await closeStudents?.();
+    unfiltered?.close();
+    closeStudents?.();
     if (stall) {
       stall.kill();
       await stall.status;
@@ -277,7 +364,7 @@ async function delivery(rate: number) {
   const service = await startService({ DATABASE_URL: db.url, SCORES_URL: feed.url });
   const delays: number[] = [];
   const abort = new AbortController();
-  let closeStudents: (() => Promise<void>) | undefined;
+  let closeStudents: (() => void) | undefined;
   try {
     await ready(service.url);
     closeStudents = await perStudent(service.url);
@@ -288,7 +375,10 @@ async function delivery(rate: number) {
         const at = performance.now();
         const { studentId, exam, score } = JSON.parse(data);
         const i = index.get(`${studentId}:${exam}:${score}`);
-        if (i !== undefined && sentAt[i] > 0) delays.push(at - sentAt[i]);
+        // The first seconds (start-up, compilation) are left out: steady state.
+        if (i !== undefined && sentAt[i] > 0 && i >= WARM_UP_SECONDS * rate) {
+          delays.push(at - sentAt[i]);
+        }
       },
     });
     const reading = (async () => {
@@ -314,12 +404,14 @@ async function delivery(rate: number) {
     };
   } finally {
     abort.abort();
-    await closeStudents?.();
+    closeStudents?.();
     await service.stop();
     await feed.close();
     await db.drop();
   }
 }
+
+const WARM_UP_SECONDS = 2;
 
 interface EventsStats {
   events?: { subscribers: number; slow: number };

@@ -3,6 +3,7 @@ import { applyScores } from "../db/mod.ts";
 import { createTestDatabase, databaseKinds } from "./_db.ts";
 import { type Service, startService } from "./_service.ts";
 import { until } from "./_wait.ts";
+import { subscribe } from "./_events_client.ts";
 
 /** Student and exam pages answered so far, by what it took (from /metrics). */
 async function answered(service: Service): Promise<Record<string, number>> {
@@ -67,6 +68,40 @@ if (databaseKinds.includes("server")) {
       assert.equal(exam.count, 2);
     } finally {
       await api.stop();
+    }
+  });
+}
+
+if (databaseKinds.includes("server")) {
+  Deno.test("an API-only process streams on GET /events what another process commits (server)", async () => {
+    await using t = await createTestDatabase("server");
+    await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
+    const api = await startService({ ROLE: "api", DATABASE_URL: t.url });
+    try {
+      await until(
+        "the process to be ready",
+        async () => (await fetch(`${api.url}/readyz`)).ok || undefined,
+      );
+      const stream = await subscribe(`${api.url}/events?snapshot=true`);
+      try {
+        await until(
+          "the snapshot",
+          () => stream.events.some((e) => e.event === "live") || undefined,
+        );
+        await applyScores(t.db, 0, { names: ["a", "b"], exams: [1, 1], scores: [0.75, 0.25] }, []);
+        await until("the commit's changes", () => stream.events.length === 4 || undefined);
+        assert.deepEqual(stream.events.map((e) => [e.event, e.data]), [
+          ["result", '{"studentId":"a","exam":1,"score":0.5}'],
+          ["live", "{}"],
+          ["result", '{"studentId":"a","exam":1,"score":0.75}'],
+          ["result", '{"studentId":"b","exam":1,"score":0.25}'],
+        ]);
+      } finally {
+        stream.close();
+        await stream.ended;
+      }
+    } finally {
+      await api.stop("SIGKILL");
     }
   });
 }

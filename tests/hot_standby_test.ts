@@ -9,7 +9,8 @@ import { demoFeed, serveFeed } from "./_feed_server.ts";
 import { startHotStandby } from "./_hot_standby.ts";
 import { type Service, startService } from "./_service.ts";
 import { until } from "./_wait.ts";
-import { assertMatchesOracle, expectedState } from "./oracle.ts";
+import { resultCount, subscribe, type Subscription } from "./_events_client.ts";
+import { assertMatchesOracle, expectedState, finalScores } from "./oracle.ts";
 
 const server = Deno.env.get("DATABASE_URL") !== undefined;
 
@@ -32,6 +33,7 @@ Deno.test({
     await using standby = await startHotStandby(database.url);
     const standbyMs = performance.now() - began;
     const services: Service[] = [];
+    const subscriptions: Subscription[] = [];
     const replica = postgres(standby.url, { max: 1, onnotice: () => {} });
     try {
       const ingesting = await startService({ SCORES_URL: feed.url, DATABASE_URL: database.url });
@@ -44,6 +46,9 @@ Deno.test({
         return response.ok;
       }, 60_000);
       assert.equal((await api.stats()).ingest.role, "api");
+      // The change stream on the standby: from the start, and later with a snapshot.
+      const fromStart = await subscribe(`${api.url}/events`);
+      subscriptions.push(fromStart);
 
       // How far the standby follows: the primary's WAL position taken, then the time
       // until the standby has replayed up to it; one probe at a time while ingesting.
@@ -66,6 +71,9 @@ Deno.test({
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       })();
+      await ingesting.waitFor((s) => s.ingest.applied >= total / 2, 120_000);
+      const snapshot = await subscribe(`${api.url}/events?snapshot=true`);
+      subscriptions.push(snapshot);
       const stored = await ingesting.waitFor(
         (s) => s.ingest.lastEventId === String(total - 1) && s.results === expected.results,
         120_000,
@@ -75,6 +83,19 @@ Deno.test({
       await primary.end();
 
       const verifyMs = await assertMatchesOracle(api, expected);
+      const final = finalScores(demoEvents(seed, total, { regradeRate: 0.1 }));
+      for (const [name, subscription] of [["from the start", fromStart], ["snapshot", snapshot]]) {
+        await until(
+          `the standby's ${name} stream to hold every result`,
+          () => resultCount((subscription as Subscription).state) === expected.results || undefined,
+          60_000,
+        );
+        assert.deepEqual(
+          (subscription as Subscription).state,
+          final,
+          `the standby's ${name} stream`,
+        );
+      }
       const refused = api.output().split("\n").filter((line) =>
         /read-only|25006|"level":"error"/.test(line) && !line.includes(`"msg":"request"`)
       );
@@ -92,6 +113,8 @@ Deno.test({
         verifyMs: Math.round(verifyMs),
       }));
     } finally {
+      for (const subscription of subscriptions) subscription.close();
+      await Promise.all(subscriptions.map((s) => s.ended));
       for (const service of services) await service.stop("SIGKILL");
       await replica.end();
       await feed.close();
