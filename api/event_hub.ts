@@ -126,6 +126,8 @@ export function createEventHub(
   let looping = false;
   let closed = false;
   let wakeUp: (() => void) | undefined;
+  // A commit heard while the loop was reading: it reads again at once.
+  let woken = false;
   const names = createNameCache(log);
 
   class Subscriber {
@@ -252,6 +254,7 @@ export function createEventHub(
     while (subscribers.size > 0 && !closed) {
       let page: ChangePage;
       try {
+        woken = false;
         page = await log.read(through - 1n, PAGE, PAGE_CHANGES);
         failures = 0;
       } catch (error) {
@@ -329,6 +332,10 @@ export function createEventHub(
   }
 
   function waitForWake() {
+    if (woken) {
+      woken = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, pollMs);
       function done() {
@@ -469,7 +476,8 @@ export function createEventHub(
       return subscriber.body;
     },
     wake() {
-      wakeUp?.();
+      if (wakeUp) wakeUp();
+      else if (looping) woken = true;
     },
     stats: () => ({ subscribers: subscribers.size + starting.size, ...counters }),
     close() {

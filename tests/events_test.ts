@@ -165,6 +165,8 @@ for (const kind of databaseKinds) {
         60_000,
       );
       dropped.close();
+      // What it had parsed when the connection went is what it resumes after.
+      await dropped.ended;
       const cursor = dropped.lastEventId()!;
       await started.service.waitFor((s) => s.ingest.applied >= TOTAL / 3);
       const mid = await open("/events?snapshot=true");
