@@ -168,7 +168,7 @@ export function createEventHub(
       if (!this.closed) this.controller.enqueue(encoder.encode(text));
     }
     /**
-     * Queues events, in chunks of at most `CHUNK_CHARS` (Deno's HTTP layer
+     * Queues events, in chunks of about `CHUNK_CHARS` (Deno's HTTP layer
      * holds a few chunks of its own, so their size bounds what it holds too).
      * In the loop, a subscriber that still has more than `bufferBytes` queued
      * from before is cut off instead: false.
