@@ -81,12 +81,20 @@ export function createChangeLog(db: Kysely<Database>): ChangeLog {
       return db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only")
         .execute(async (trx) => {
           // The first statement takes the transaction's snapshot: this one.
-          const { rows: [{ snapshot }] } = await reading(
-            sql<{ snapshot: string }>`SELECT pg_current_snapshot()::text AS snapshot`.execute(trx),
+          const { rows: [{ snapshot, recovery }] } = await reading(
+            sql<{ snapshot: string; recovery: boolean }>`
+              SELECT pg_current_snapshot()::text AS snapshot, pg_is_in_recovery() AS recovery`
+              .execute(trx),
           );
+          // On a hot standby the snapshot lists no running transactions (Postgres keeps
+          // them apart there, and pg_current_snapshot shows only the list that is empty):
+          // only those below xmin are known to be in it. Later ones are sent again rather
+          // than lost.
+          const bounds = parseSnapshot(snapshot);
+          if (recovery) bounds.xmax = bounds.xmin;
           const queries = createQueries(trx, { maxConcurrentReads: 1 });
           return await use(
-            parseSnapshot(snapshot),
+            bounds,
             (scope, limit) => queries.results(scope, limit),
           );
         });
