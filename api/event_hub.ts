@@ -171,14 +171,14 @@ export function createEventHub(
      * Queues events, in chunks of about `CHUNK_CHARS` (Deno's HTTP layer
      * holds a few chunks of its own, so their size bounds what it holds too).
      * In the loop, a subscriber that still has more than `bufferBytes` queued
-     * from before is cut off instead: false.
+     * from before is cut off instead.
      */
-    deliver(texts: string[]): boolean {
-      if (this.closed) return false;
+    deliver(texts: string[]) {
+      if (this.closed) return;
       if (this.inLoop && (this.controller.desiredSize ?? 0) < 0) {
         counters.slow++;
         this.fail(new Error("The subscriber does not read its events; resume with Last-Event-ID"));
-        return false;
+        return;
       }
       let chunk = "";
       for (const text of texts) {
@@ -190,7 +190,6 @@ export function createEventHub(
       }
       if (chunk) this.send(chunk);
       counters.sent += texts.length;
-      return true;
     }
     /** Resolves once the client has taken the queue below the buffer (or left). */
     async drained() {
@@ -305,9 +304,7 @@ export function createEventHub(
         let text: string | undefined;
         const offer = (subscriber: Subscriber) => {
           if (!subscriber.wants(t.xid, k)) return;
-          text ??= `event: result\nid: ${id}${k}\ndata: {"studentId":${
-            named.json(key)
-          },"exam":${exam},"score":${t.scores[i]}}\n\n`;
+          text ??= resultEvent(named.json(key), exam, t.scores[i], `${id}${k}`);
           add(subscriber, text);
         };
         for (const s of unfiltered) offer(s);
@@ -366,9 +363,15 @@ export function createEventHub(
           const change = { studentId: named(t.students[i]), exam: t.exams[i] };
           if (subscriber.wants(t.xid, i + 1) && subscriber.matches(change)) {
             texts.push(
-              `event: result\nid: ${cursor({ xid: t.xid, k: i + 1 })}\ndata: {"studentId":${
-                named.json(t.students[i])
-              },"exam":${change.exam},"score":${t.scores[i]}}\n\n`,
+              resultEvent(
+                named.json(t.students[i]),
+                change.exam,
+                t.scores[i],
+                cursor({
+                  xid: t.xid,
+                  k: i + 1,
+                }),
+              ),
             );
           }
         }
@@ -401,7 +404,9 @@ export function createEventHub(
           : { of: "all", after };
         const limit = studentId !== undefined && exam !== undefined ? 1 : SNAPSHOT_BATCH;
         const rows = await read(scope, limit);
-        const texts = rows.filter((r) => subscriber.matches(r)).map((r) => resultEvent(r));
+        const texts = rows.filter((r) => subscriber.matches(r)).map((r) =>
+          resultEvent(JSON.stringify(r.studentId), r.exam, String(r.score))
+        );
         if (texts.length) subscriber.deliver(texts);
         await subscriber.drained();
         if (subscriber.closed || rows.length < limit || limit === 1) break;
@@ -500,11 +505,14 @@ export function createEventHub(
   }
 }
 
-/** The text of one `result` event; snapshot events carry no id. */
-function resultEvent({ studentId, exam, score }: Result, id?: string): string {
-  return `event: result\n${id === undefined ? "" : `id: ${id}\n`}data: {"studentId":${
-    JSON.stringify(studentId)
-  },"exam":${exam},"score":${score}}\n\n`;
+/**
+ * The text of one `result` event: `studentId` already JSON, `score` a JSON
+ * number's text; snapshot events carry no id.
+ */
+function resultEvent(studentId: string, exam: number, score: string, id?: string): string {
+  return `event: result\n${
+    id === undefined ? "" : `id: ${id}\n`
+  }data: {"studentId":${studentId},"exam":${exam},"score":${score}}\n\n`;
 }
 
 /** A studentId by its dictionary key, and the same as a JSON string. */

@@ -5,6 +5,15 @@ import { type Service, startService } from "./_service.ts";
 import { until } from "./_wait.ts";
 import { subscribe } from "./_events_client.ts";
 
+/** Resolves once the process answers /readyz with 200 (it has checked the migrations). */
+async function ready(service: Service) {
+  await until("the process to be ready", async () => {
+    const response = await fetch(`${service.url}/readyz`);
+    await response.body?.cancel();
+    return response.ok || undefined;
+  });
+}
+
 /** Student and exam pages answered so far, by what it took (from /metrics). */
 async function answered(service: Service): Promise<Record<string, number>> {
   const text = await (await fetch(`${service.url}/metrics`)).text();
@@ -28,10 +37,7 @@ if (databaseKinds.includes("server")) {
     const api = await startService({ ROLE: "api", DATABASE_URL: t.url });
     try {
       // Pages answer 503 until the process has checked the migrations.
-      await until(
-        "the process to be ready",
-        async () => (await fetch(`${api.url}/readyz`)).ok || undefined,
-      );
+      await ready(api);
       type Page = { count: number; average: number; results: { exam: number; score: number }[] };
       // The process listens a moment after it serves: until then (and once
       // more when it starts listening) pages are read from Postgres.
@@ -78,10 +84,7 @@ if (databaseKinds.includes("server")) {
     await applyScores(t.db, 0, { names: ["a"], exams: [1], scores: [0.5] }, []);
     const api = await startService({ ROLE: "api", DATABASE_URL: t.url });
     try {
-      await until(
-        "the process to be ready",
-        async () => (await fetch(`${api.url}/readyz`)).ok || undefined,
-      );
+      await ready(api);
       const stream = await subscribe(`${api.url}/events?snapshot=true`);
       try {
         await until(
