@@ -128,6 +128,8 @@ export function createIngest({
       },
     });
     stats.queueDepth = () => pool.pending();
+    // Events read before a writer can take them only wait in its queue.
+    await Promise.race([pool.ready(), aborted(signal)]);
     const router = createShardRouter({
       pool,
       stats,

@@ -32,6 +32,8 @@ export type ToWriter =
 
 /** What a writer worker tells the main thread. */
 export type FromWriter =
+  /** Loaded, and its connection opened (or tried for a while): batches go straight in. */
+  | { type: "ready" }
   | { type: "acked"; ack: Ack }
   | { type: "retrying"; retry: Retry }
   | { type: "skipped"; skipped: Skipped }

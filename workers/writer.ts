@@ -7,6 +7,7 @@ import {
   type QuarantineRow,
   type ScoreColumns,
 } from "../db/mod.ts";
+import { sql } from "kysely";
 import { coalesce } from "./coalesce.ts";
 import type { Ack, Batch, Retry, Skipped } from "./protocol.ts";
 import { StudentKeys } from "./student_keys.ts";
@@ -46,6 +47,11 @@ export interface WriterOptions {
 
 /** A writer: batches in, commits and acknowledgements out, in arrival order. */
 export interface Writer {
+  /**
+   * Opens the connection before the first batch needs it. Resolves once it is
+   * open or could not be opened (the first commit then retries as usual).
+   */
+  connect(): Promise<void>;
   enqueue(batch: Batch): void;
   /** Resolves once everything enqueued so far is committed. */
   drained(): Promise<void>;
@@ -216,6 +222,13 @@ export function createWriter({
   }
 
   return {
+    async connect() {
+      try {
+        await sql`SELECT 1`.execute(db.db);
+      } catch {
+        // Reported by the first commit, which retries.
+      }
+    },
     enqueue(batch) {
       if (fenced) return;
       queue.push(batch);

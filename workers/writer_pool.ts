@@ -23,6 +23,8 @@ export interface WriterPoolOptions {
 /** A fixed set of writer workers, each owning the students that hash to it. */
 export interface WriterPool {
   readonly count: number;
+  /** Resolves once every writer first said it is ready (see `FromWriter`). */
+  ready(): Promise<void>;
   send(writer: number, batch: Batch): void;
   /** Events sent to each writer and not yet acknowledged. */
   pending(): number[];
@@ -66,13 +68,16 @@ export function startWriters(
   }: WriterPoolOptions,
 ): WriterPool {
   const slots: Slot[] = [];
+  const readiness = Array.from({ length: count }, () => Promise.withResolvers<void>());
   let closing = false;
 
   function spawn(writer: number): Worker {
     const worker = new Worker(new URL("./writer_worker.ts", import.meta.url), { type: "module" });
     const post = (message: ToWriter) => worker.postMessage(message);
     worker.onmessage = ({ data }: MessageEvent<FromWriter>) => {
-      if (data.type === "acked") {
+      if (data.type === "ready") {
+        readiness[writer].resolve();
+      } else if (data.type === "acked") {
         const slot = slots[writer];
         for (const id of data.ack.ids) {
           const at = slot.unacked.findIndex((b) => b.id === id);
@@ -114,6 +119,9 @@ export function startWriters(
 
   return {
     count,
+    async ready() {
+      await Promise.all(readiness.map((r) => r.promise));
+    },
     send(writer, batch) {
       const slot = slots[writer];
       slot.unacked.push(batch);

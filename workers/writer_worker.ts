@@ -27,6 +27,11 @@ self.onmessage = async ({ data }: MessageEvent<ToWriter>) => {
         onSkipped: (skipped) => post({ type: "skipped", skipped }),
         onFenced: (error) => post({ type: "fenced", error }),
       });
+      // A cold start (this module's imports, then the connection) took 700 ms
+      // on 2 cores; ingest waits for it rather than queueing the feed meanwhile.
+      // Not for longer than a second: with Postgres away the writer retries anyway.
+      await Promise.race([writer.connect(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+      post({ type: "ready" });
       break;
     case "batch":
       writer?.enqueue(data.batch);

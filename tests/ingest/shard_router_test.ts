@@ -9,6 +9,7 @@ function recordingPool(count: number) {
   const sent: { writer: number; batch: Batch }[] = [];
   const pool: WriterPool = {
     count,
+    ready: () => Promise.resolve(),
     send: (writer, batch) => void sent.push({ writer, batch }),
     pending: () =>
       Array.from({ length: count }, (_, w) =>

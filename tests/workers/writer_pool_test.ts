@@ -75,3 +75,47 @@ for (const kind of databaseKinds) {
     assert.equal(totals.rows[0].count, last.size, "no result counted twice");
   });
 }
+
+if (databaseKinds.includes("server")) {
+  Deno.test("writer pool is ready once every writer has its connection open (server)", async () => {
+    await using t = await createTestDatabase("server");
+    const pool = startWriters({ count: 2, databaseUrl: t.url, onAck: () => {} });
+    try {
+      await pool.ready();
+      // Before any batch: the connections were opened ahead of need.
+      const { rows } = await sql<{ name: string }>`
+        SELECT application_name AS name FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name LIKE 'scorestream-writer-%'
+        ORDER BY 1`.execute(t.db);
+      assert.deepEqual(rows.map((r) => r.name), ["scorestream-writer-0", "scorestream-writer-1"]);
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
+Deno.test("writer pool is ready, and its writers retry, when Postgres cannot be reached", async () => {
+  const retried = Promise.withResolvers<void>();
+  const pool = startWriters({
+    count: 1,
+    // Nothing listens on port 1.
+    databaseUrl: "postgres://postgres@127.0.0.1:1/none",
+    onAck: () => {},
+    onRetry: () => retried.resolve(),
+  });
+  try {
+    await pool.ready();
+    pool.send(0, {
+      id: 1,
+      names: ["a"],
+      chars: 1,
+      exams: new Int32Array([1]),
+      scores: new Float64Array([0.5]),
+      quarantine: [],
+    });
+    await retried.promise;
+    assert.deepEqual(pool.pending(), [1]);
+  } finally {
+    await pool.close(AbortSignal.timeout(0));
+  }
+});
