@@ -8,6 +8,7 @@ import * as dropApplyScores from "./migrations/0005_drop_apply_scores.ts";
 import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
 import * as quarantineReason from "./migrations/0007_quarantine_reason.ts";
 import * as changeLog from "./migrations/0008_change_log.ts";
+import * as customPlans from "./migrations/0009_custom_plans.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -19,6 +20,7 @@ export const migrations: Record<string, Migration> = {
   "0006_ingest_leader": ingestLeader,
   "0007_quarantine_reason": quarantineReason,
   "0008_change_log": changeLog,
+  "0009_custom_plans": customPlans,
 };
 
 /** A Kysely migrator over this build's migrations. */

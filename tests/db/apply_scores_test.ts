@@ -241,3 +241,50 @@ if (databaseKinds.includes("server")) {
     assert.ok(Math.abs(exam.sum - 0.35) < 1e-9, `exam 1's sum is ${exam.sum}, not 0.35`);
   });
 }
+
+for (const kind of databaseKinds) {
+  Deno.test(`apply_score_ids probes results by key, however few there were when its session began (${kind})`, async () => {
+    await using t = await createTestDatabase(kind);
+    // One session throughout: PL/pgSQL caches its plans per session.
+    await t.db.connection().execute(async (session) => {
+      // Calls on an almost empty database: a large batch first, then small ones,
+      // each with new results of a known exam. After five calls PL/pgSQL may
+      // plan once for all (generic), for the sizes of then, and keep that plan.
+      const first = Array.from({ length: 2_000 }, (_, i) => `a${i}`);
+      await applyScores(
+        session,
+        0,
+        { names: first, exams: first.map(() => 1), scores: first.map(() => 0.5) },
+        [],
+      );
+      for (let call = 0; call < 10; call++) {
+        await applyScores(
+          session,
+          0,
+          { names: [`s${call}`, `t${call}`], exams: [1, 1], scores: [0.5, 0.25] },
+          [],
+        );
+      }
+      await sql`INSERT INTO students (name) SELECT 'bulk' || g FROM generate_series(1, 20000) g`
+        .execute(session);
+      await sql`
+        INSERT INTO results (student, exam, score)
+        SELECT s.id, e, 0.5 FROM students s, generate_series(1, 5) e WHERE s.name LIKE 'bulk%'`
+        .execute(session);
+      const scanned = await session.transaction().execute(async (trx) => {
+        // A regrade and a new result for exam 1, which now has 22,020 results.
+        await applyScores(trx, 0, { names: ["s0", "u"], exams: [1, 1], scores: [1, 0.75] }, []);
+        // Rows read by sequential scans in this transaction (bitmap scans count
+        // as scans in seq_scan, but their rows do not count here).
+        const { rows } = await sql<{ seq_tup_read: string }>`
+          SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'results'`
+          .execute(trx);
+        return Number(rows[0].seq_tup_read);
+      });
+      assert.equal(scanned, 0, "apply_score_ids read through results for two rows");
+    });
+    const { rows } = await sql<{ n: number; score: number }>`
+      SELECT count(*)::int4 AS n, max(score) AS score FROM results WHERE exam = 1`.execute(t.db);
+    assert.deepEqual(rows[0], { n: 22021, score: 1 });
+  });
+}
