@@ -9,6 +9,7 @@ import * as ingestLeader from "./migrations/0006_ingest_leader.ts";
 import * as quarantineReason from "./migrations/0007_quarantine_reason.ts";
 import * as changeLog from "./migrations/0008_change_log.ts";
 import * as customPlans from "./migrations/0009_custom_plans.ts";
+import * as fenceKeyShare from "./migrations/0010_fence_key_share.ts";
 
 /** Every migration by name, in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -21,6 +22,7 @@ export const migrations: Record<string, Migration> = {
   "0007_quarantine_reason": quarantineReason,
   "0008_change_log": changeLog,
   "0009_custom_plans": customPlans,
+  "0010_fence_key_share": fenceKeyShare,
 };
 
 /** A Kysely migrator over this build's migrations. */

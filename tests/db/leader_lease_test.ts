@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { sql } from "kysely";
+import postgres from "postgres";
 import {
   applyScores,
   createLeaderLease,
@@ -84,6 +85,52 @@ if (databaseKinds.includes("server")) {
     assert.equal(await b.renew(taken), true);
     const row = await sql<{ locked: boolean }>`SELECT locked FROM ingest_leader`.execute(t.db);
     assert.equal(row.rows[0].locked, true, "the new holder took the freed lock on renewal");
+  });
+
+  Deno.test("a renewal does not wait for transactions that passed the fence; a takeover does", async () => {
+    await using t = await createTestDatabase("server");
+    await using l = leases(t.url, 500);
+    const a = l.create("a");
+    const term = (await a.tryAcquire()).term!;
+    const writer = postgres(t.url, { max: 1, onnotice: () => {} });
+    const fenced = Promise.withResolvers<void>();
+    const commit = Promise.withResolvers<void>();
+    const transaction = writer.begin(async (tx) => {
+      await tx`SELECT ingest_fence(${FEED}, ${term.epoch})`;
+      fenced.resolve();
+      await commit.promise;
+    });
+    try {
+      await fenced.promise;
+      // Renewed while the fenced transaction is open (a busy writer always has one).
+      const renewed = await Promise.race([
+        a.renew(term),
+        new Promise((resolve) => setTimeout(() => resolve("still waiting after 5 s"), 5_000)),
+      ]);
+      assert.equal(renewed, true);
+
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const b = l.create("b");
+      let takenOver = false;
+      const takeover = b.tryAcquire().then((acquired) => (takenOver = true, acquired));
+      await until(
+        "the takeover waiting for the fenced transaction",
+        async () =>
+          (await sql`SELECT 1 FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db))
+            .rows.length > 0,
+        10_000,
+        20,
+      );
+      assert.equal(takenOver, false);
+      commit.resolve();
+      await transaction;
+      assert.equal((await takeover).term?.epoch, term.epoch + 1);
+    } finally {
+      commit.resolve();
+      await transaction.catch(() => {});
+      await writer.end();
+    }
   });
 
   Deno.test("Postgres refuses results, quarantine and checkpoints of a stale epoch (SF001)", async () => {
