@@ -46,6 +46,7 @@ Deno.bench("shardOf for a chunk's studentIds", { group: "route" }, () => {
 });
 const pool: WriterPool = {
   count: 2,
+  ready: () => Promise.resolve(),
   send: () => {},
   pending: () => [0, 0],
   pendingChars: () => 0,
