@@ -1,5 +1,7 @@
+import { sql } from "kysely";
 import postgres from "postgres";
 import { createDb, type Db, migrateToLatest, startEmbeddedPostgres } from "../db/mod.ts";
+import { until } from "./_wait.ts";
 
 /** Where a test database comes from: the server in DATABASE_URL, or PGlite. */
 export type TestDatabaseKind = "server" | "embedded";
@@ -52,4 +54,17 @@ export async function createTestDatabase(
     await drop();
   };
   return { ...db, url, kind, close, [Symbol.asyncDispose]: close };
+}
+
+/** Resolves once a statement of the test's database waits for a lock (fails after 10 s). */
+export async function untilAStatementWaitsForALock(t: TestDatabase, what: string): Promise<void> {
+  await until(
+    what,
+    async () =>
+      (await sql`SELECT 1 FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db))
+        .rows.length > 0,
+    10_000,
+    20,
+  );
 }

@@ -2,8 +2,12 @@ import assert from "node:assert/strict";
 import { sql } from "kysely";
 import postgres from "postgres";
 import { applyScores, classifyError } from "../../db/mod.ts";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "../_db.ts";
-import { until } from "../_wait.ts";
+import {
+  createTestDatabase,
+  databaseKinds,
+  type TestDatabase,
+  untilAStatementWaitsForALock,
+} from "../_db.ts";
 
 /**
  * Runs `later` while another session holds an uncommitted apply_score_ids of
@@ -26,15 +30,7 @@ async function concurrently(
       await tx`SELECT apply_score_ids(${writer}::int2, '{}'::text[], ARRAY[${student}]::int4[],
         ARRAY[${exam}]::int4[], ARRAY[${score}]::float8[], '{}'::text[], '{}'::text[], '{}'::text[])`;
       pending = later();
-      await until(
-        "a statement waiting for the uncommitted one",
-        async () =>
-          (await sql`SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db))
-            .rows.length > 0,
-        10_000,
-        20,
-      );
+      await untilAStatementWaitsForALock(t, "a statement waiting for the uncommitted one");
     });
   } finally {
     await other.end();

@@ -10,7 +10,7 @@ import {
   TransactionPoolerError,
 } from "../../db/mod.ts";
 import { errorMeaning } from "../../db/errors.ts";
-import { createTestDatabase, databaseKinds } from "../_db.ts";
+import { createTestDatabase, databaseKinds, untilAStatementWaitsForALock } from "../_db.ts";
 import { startPgbouncer } from "../_pgbouncer.ts";
 import { until } from "../_wait.ts";
 
@@ -113,15 +113,7 @@ if (databaseKinds.includes("server")) {
       const b = l.create("b");
       let takenOver = false;
       const takeover = b.tryAcquire().then((acquired) => (takenOver = true, acquired));
-      await until(
-        "the takeover waiting for the fenced transaction",
-        async () =>
-          (await sql`SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db))
-            .rows.length > 0,
-        10_000,
-        20,
-      );
+      await untilAStatementWaitsForALock(t, "the takeover waiting for the fenced transaction");
       assert.equal(takenOver, false);
       commit.resolve();
       await transaction;
