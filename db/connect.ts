@@ -1,4 +1,4 @@
-import { Kysely } from "kysely";
+import { Kysely, sql } from "kysely";
 import postgres from "postgres";
 import { createPostgresJsDialect } from "./_postgres_js_dialect.ts";
 import { describeError } from "./errors.ts";
@@ -103,3 +103,8 @@ function guardBackgroundErrors() {
 
 // A stack frame in postgres.js's src/connection.js, wherever the package is installed.
 const POSTGRES_JS_CONNECTION = /[/\\]postgres[/\\](?:[^/\\\s]+[/\\])?src[/\\]connection\.js:/;
+
+/** Opens a connection of `db` (postgres.js connects lazily); rejects when Postgres cannot be reached. */
+export async function ping(db: Db): Promise<void> {
+  await sql`SELECT 1`.execute(db.db);
+}

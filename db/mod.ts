@@ -5,7 +5,7 @@ export {
   type StudentKeyCache,
 } from "./apply_scores.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-export { createDb, type Db, type DbOptions, type PoolMode } from "./connect.ts";
+export { createDb, type Db, type DbOptions, ping, type PoolMode } from "./connect.ts";
 export { dataDir } from "./data_dir.ts";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded_postgres.ts";
 export { classifyError, describeError } from "./errors.ts";

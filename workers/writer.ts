@@ -4,10 +4,10 @@ import {
   type Db,
   describeError,
   type Fence,
+  ping,
   type QuarantineRow,
   type ScoreColumns,
 } from "../db/mod.ts";
-import { sql } from "kysely";
 import { coalesce } from "./coalesce.ts";
 import type { Ack, Batch, Retry, Skipped } from "./protocol.ts";
 import { StudentKeys } from "./student_keys.ts";
@@ -224,7 +224,7 @@ export function createWriter({
   return {
     async connect() {
       try {
-        await sql`SELECT 1`.execute(db.db);
+        await ping(db);
       } catch {
         // Reported by the first commit, which retries.
       }
