@@ -123,7 +123,7 @@ Deno.test({
     const db = createDb({ url: t.url, max: 1, applicationName });
     try {
       for (const inTransaction of [false, true]) {
-        const statement = sql`SELECT pg_sleep(5)`;
+        const statement = sql`SELECT pg_sleep(3)`;
         const running = inTransaction
           ? db.db.transaction().execute((tx) => statement.execute(tx))
           : statement.execute(db.db);
@@ -138,7 +138,12 @@ Deno.test({
         );
         await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
           WHERE application_name = ${applicationName}`.execute(t.db);
-        assert.equal(await within(running), "failed");
+        // Outside a transaction the statement may run again on a new connection
+        // (the dialect does so when postgres.js reports the server's 57P01 before
+        // the socket's close): either way it settles. In a transaction it fails.
+        const outcome = await within(running, 10_000);
+        if (inTransaction) assert.equal(outcome, "failed");
+        else assert.notEqual(outcome, "hung");
         const outcomes = [];
         for (let i = 0; i < 3; i++) {
           const outcome = await within(sql<{ n: number }>`SELECT ${i}::int4 AS n`.execute(db.db));
