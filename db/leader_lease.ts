@@ -178,6 +178,15 @@ export function createLeaderLease(
         probed = true;
       }
       const locked = await takeLock();
+      // A live lease is read without a lock: FOR UPDATE would wait for every
+      // transaction of the leader's writers that passed the fence.
+      const [seen] = await sql<(Leader & { expired: boolean; locked: boolean })[]>`
+        SELECT holder AS instance, epoch, since, expires_at <= now() AS expired, locked
+        FROM ingest_leader WHERE feed = ${feed}`;
+      if (seen && !seen.expired && !(seen.locked && locked)) {
+        await unlock();
+        return { leader: { instance: seen.instance, epoch: seen.epoch, since: seen.since } };
+      }
       const acquired = await sql.begin(async (tx) => {
         const [row] = await tx<(Leader & { expired: boolean; locked: boolean })[]>`
           SELECT holder AS instance, epoch, since, expires_at <= now() AS expired, locked

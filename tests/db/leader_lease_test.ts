@@ -87,7 +87,7 @@ if (databaseKinds.includes("server")) {
     assert.equal(row.rows[0].locked, true, "the new holder took the freed lock on renewal");
   });
 
-  Deno.test("a renewal does not wait for transactions that passed the fence; a takeover does", async () => {
+  Deno.test("a renewal and a standby's poll do not wait for transactions that passed the fence; a takeover does", async () => {
     await using t = await createTestDatabase("server");
     await using l = leases(t.url, 500);
     const a = l.create("a");
@@ -108,9 +108,22 @@ if (databaseKinds.includes("server")) {
         new Promise((resolve) => setTimeout(() => resolve("still waiting after 5 s"), 5_000)),
       ]);
       assert.equal(renewed, true);
+      // A standby's poll of a live lease reads the row without waiting either.
+      const b = l.create("b");
+      const polled = await Promise.race([
+        b.tryAcquire(),
+        new Promise<string>((resolve) =>
+          setTimeout(() => resolve("still waiting after 5 s"), 5_000)
+        ),
+      ]);
+      assert.deepEqual(
+        typeof polled === "string"
+          ? polled
+          : { term: polled.term, holder: polled.leader?.instance },
+        { term: undefined, holder: "a" },
+      );
 
       await new Promise((resolve) => setTimeout(resolve, 600));
-      const b = l.create("b");
       let takenOver = false;
       const takeover = b.tryAcquire().then((acquired) => (takenOver = true, acquired));
       await untilAStatementWaitsForALock(t, "the takeover waiting for the fenced transaction");
